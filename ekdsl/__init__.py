@@ -1,0 +1,47 @@
+"""ekdsl: write eKuiper portable plugins as decorated Python functions.
+
+>>> from ekdsl import Plugin
+>>> plugin = Plugin("demo")
+>>> @plugin.function
+... def double(x: float) -> float:
+...     return 2 * x
+>>> double(2.0)
+4.0
+"""
+
+from .context import Context, Row, Stopped
+from .decorators import Param, function, sink, source
+from .errors import (
+    ConfigError,
+    DefinitionError,
+    EkdslError,
+    LoadError,
+    PackagingError,
+    ProtocolError,
+    TransportError,
+    UsageError,
+)
+from .plugin import Plugin, load_target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Context",
+    "DefinitionError",
+    "EkdslError",
+    "LoadError",
+    "PackagingError",
+    "Param",
+    "Plugin",
+    "ProtocolError",
+    "Row",
+    "Stopped",
+    "TransportError",
+    "UsageError",
+    "__version__",
+    "function",
+    "load_target",
+    "sink",
+    "source",
+]

@@ -1,0 +1,88 @@
+"""``python -m ekdsl``: export, check, run and dev sub-commands.
+
+Only this module turns :class:`~ekdsl.errors.EkdslError` into exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Optional, Sequence
+
+from .errors import EkdslError
+
+__all__ = ["main"]
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .package import diff_export, export
+    from .plugin import load_target
+
+    model = load_target(args.target).model()
+    if args.check:
+        report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor)
+        if report:
+            print("\n".join(report))
+            print(f"ekdsl: export of '{model.name}' in {args.output} is out of date: "
+                  f"run 'python -m ekdsl export {args.target} -o {args.output}'"
+                  f"{' --zip' if args.zip else ''}", file=sys.stderr)
+            return 1
+        print(f"{model.name}: export in {args.output} is up to date")
+        return 0
+    result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor)
+    counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in ("source", "sink", "function"))
+    print(f"exported plugin '{model.name}' {model.version} ({counts}) to {result.directory}")
+    if result.zip_path:
+        print(f"zip: {result.zip_path}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .checks import check_package
+
+    report = check_package(args.package, args.name)
+    for finding in report.findings:
+        print(f"{report.name}: {finding}")
+    if not report.ok:
+        return 1
+    info = report.info
+    print(f"{report.name}: ok ({len(info['sources'])} sources, {len(info['sinks'])} sinks, "
+          f"{len(info['functions'])} functions)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("export", help="write the plugin's files (and zip) from its code")
+    p.add_argument("target", help="module, module:attr, or path to a .py file")
+    p.add_argument("-o", "--output", default="dist", help="output folder (default: dist)")
+    p.add_argument("--zip", action="store_true", help="also write <output>/<name>.zip")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff if out of date")
+    p.add_argument("--no-vendor", action="store_true",
+                   help="do not copy ekdsl into the package (it must then be installed where eKuiper runs)")
+    p.set_defaults(handler=_export)
+
+    p = sub.add_parser("check", help="run eKuiper's install checks and metadata lint on a package")
+    p.add_argument("package", help="a plugin .zip or an exported folder")
+    p.add_argument("--name", help="install name (default: the zip's or folder's base name)")
+    p.set_defaults(handler=_check)
+
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except EkdslError as exc:
+        print(f"ekdsl: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+

@@ -1,0 +1,64 @@
+"""What user code sees at run time: the :class:`Context` and the :class:`Row` wrapper."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+__all__ = ["Context", "Row", "Stopped"]
+
+
+class Stopped(BaseException):
+    """Raised by :meth:`Context.sleep` when the symbol is stopped while waiting.
+
+    It derives from ``BaseException`` (like ``GeneratorExit``) so that
+    ``except Exception`` in user code does not swallow it; ``finally`` runs.
+    """
+
+
+@dataclass(frozen=True)
+class Row:
+    """A source row with eKuiper meta: ``yield Row({"t": 1}, meta={"topic": "a"})``.
+
+    The meta values are available in SQL through ``meta(key)``.
+    """
+
+    data: Mapping[str, Any]
+    meta: Optional[Mapping[str, Any]] = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """The rule context of one symbol instance.
+
+    Declare a parameter annotated ``Context`` (or named ``ctx``) to receive it.
+    ``logger`` is a :class:`logging.Logger` whose records carry the plugin,
+    symbol and rule/op/instance.
+    """
+
+    plugin: str = ""
+    symbol: str = ""
+    rule_id: str = ""
+    op_id: str = ""
+    instance_id: int = 0
+    func_id: int = 0
+    config: Mapping[str, Any] = field(default_factory=dict)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("ekdsl.user"))
+    stop_event: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    @property
+    def stopped(self) -> bool:
+        """True once eKuiper has stopped this instance."""
+        return self.stop_event.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or raise :class:`Stopped` as soon as the instance is stopped."""
+        if self.stop_event.wait(max(0.0, seconds)):
+            raise Stopped()
+
+    @property
+    def key(self) -> str:
+        """``<ruleId>_<opId>_<instanceId>``, the stem of this instance's socket names."""
+        return f"{self.rule_id}_{self.op_id}_{self.instance_id}"

@@ -1,0 +1,164 @@
+"""``@source``, ``@sink``, ``@function`` and the ``Param`` marker.
+
+The decorators only mark: they attach a :class:`SymbolSpec` to the callable and
+return it unchanged, so it stays a plain function you can call in a unit test.
+A :class:`~ekdsl.Plugin` collects marked callables and validates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar, Union, overload
+
+from .model import Text
+
+__all__ = ["SPEC_ATTR", "Param", "SymbolSpec", "function", "get_spec", "sink", "source"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+TextLike = Union[str, Mapping[str, str], None]
+SPEC_ATTR = "__ekdsl_spec__"
+
+
+@dataclass(frozen=True)
+class Param:
+    """Metadata for one parameter, used inside ``Annotated[T, Param(...)]``.
+
+    ``hint`` and ``label`` are a str (used for both languages) or a mapping with
+    ``en_US`` and ``zh_CN``. ``name`` overrides the property name that eKuiper
+    sees (for example a camelCase key for a snake_case parameter).
+    """
+
+    hint: TextLike = None
+    label: TextLike = None
+    name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class SymbolSpec:
+    """What a decorator recorded about a callable."""
+
+    kind: str
+    name: Optional[str] = None
+    description: Optional[Text] = None
+    label: Optional[Text] = None
+    aggregate: bool = False
+    conf_keys: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
+    example: str = ""
+    hints: Tuple[Tuple[str, Text], ...] = field(default=())
+
+
+def get_spec(obj: Any) -> Optional[SymbolSpec]:
+    """The spec a decorator attached to ``obj``, or ``None``."""
+    spec = getattr(obj, SPEC_ATTR, None)
+    return spec if isinstance(spec, SymbolSpec) else None
+
+
+def _mark(func: F, spec: SymbolSpec) -> F:
+    if not callable(func):
+        raise TypeError(
+            f"@{spec.kind} must decorate a function, got {type(func).__name__}: "
+            f"write '@{spec.kind}' or '@{spec.kind}(name=...)' directly above a 'def'"
+        )
+    try:
+        setattr(func, SPEC_ATTR, spec)
+    except AttributeError as exc:
+        raise TypeError(f"@{spec.kind} cannot mark {func!r}: decorate a plain 'def' function") from exc
+    return func
+
+
+def _make(
+    kind: str,
+    func: Any,
+    name: Optional[str],
+    options: dict[str, Any],
+) -> Any:
+    if isinstance(func, str) and name is None:  # @source("name")
+        func, name = None, func
+    hints = options.pop("hints", None) or {}
+    conf_keys = options.pop("conf_keys", None) or {}
+    for key in ("description", "label"):
+        if options.get(key) is not None:
+            options[key] = Text.of(options[key])
+    spec = SymbolSpec(
+        kind=kind,
+        name=name,
+        hints=tuple((k, Text.of(v)) for k, v in dict(hints).items()),
+        conf_keys=tuple((str(k), dict(v)) for k, v in dict(conf_keys).items()),
+        **options,
+    )
+    if func is None:
+        return lambda f: _mark(f, spec)
+    return _mark(func, spec)
+
+
+@overload
+def source(func: F, /) -> F: ...
+@overload
+def source(
+    func: Optional[str] = None,
+    /,
+    *,
+    name: Optional[str] = None,
+    description: TextLike = None,
+    label: TextLike = None,
+    conf_keys: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    hints: Optional[Mapping[str, TextLike]] = None,
+) -> Callable[[F], F]: ...
+def source(func: Any = None, /, *, name: Optional[str] = None, **options: Any) -> Any:
+    """Mark a generator (sync or async) as an eKuiper source.
+
+    Its parameters are the source's properties, read from ``sources/<name>.yaml``;
+    each yielded dict is one row (a list yields several, ``Row(data, meta)`` adds meta).
+    ``conf_keys`` maps extra confKey names to property overrides. A parameter
+    named ``datasource`` receives the stream's DATASOURCE; one annotated
+    ``Context`` receives the rule context.
+    """
+    return _make("source", func, name, options)
+
+
+@overload
+def sink(func: F, /) -> F: ...
+@overload
+def sink(
+    func: Optional[str] = None,
+    /,
+    *,
+    name: Optional[str] = None,
+    description: TextLike = None,
+    label: TextLike = None,
+    hints: Optional[Mapping[str, TextLike]] = None,
+) -> Callable[[F], F]: ...
+def sink(func: Any = None, /, *, name: Optional[str] = None, **options: Any) -> Any:
+    """Mark a function as an eKuiper sink.
+
+    A plain function is called once per item with the data as its first
+    parameter, shaped by that parameter's annotation (``bytes``, ``str``,
+    ``dict`` per row, ``list[dict]`` per event, or ``Any``). A generator function
+    is a sink with setup and teardown: it receives each item from ``yield``.
+    Other parameters are the sink's properties, from the rule action.
+    """
+    return _make("sink", func, name, options)
+
+
+@overload
+def function(func: F, /) -> F: ...
+@overload
+def function(
+    func: Optional[str] = None,
+    /,
+    *,
+    name: Optional[str] = None,
+    description: TextLike = None,
+    label: TextLike = None,
+    aggregate: bool = False,
+    example: str = "",
+    hints: Optional[Mapping[str, TextLike]] = None,
+) -> Callable[[F], F]: ...
+def function(func: Any = None, /, *, name: Optional[str] = None, **options: Any) -> Any:
+    """Mark a function as an eKuiper SQL function.
+
+    Its positional parameters are the SQL arguments (``*args`` makes it
+    variadic). With ``aggregate=True`` each argument receives the list of the
+    group's values.
+    """
+    return _make("function", func, name, options)

@@ -1,0 +1,115 @@
+"""The exception hierarchy: every error ekdsl raises is an :class:`EkdslError`.
+
+Each error carries its data as attributes and a message that says what is
+wrong, where, and how to fix it. Only the CLI turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+__all__ = [
+    "ConfigError",
+    "DefinitionError",
+    "EkdslError",
+    "LoadError",
+    "PackagingError",
+    "Problem",
+    "ProtocolError",
+    "TransportError",
+    "UsageError",
+]
+
+
+class EkdslError(Exception):
+    """Base class of all ekdsl errors. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One defect of a plugin definition, located in the user's source."""
+
+    kind: str  # "source" | "sink" | "function" | "plugin"
+    symbol: str
+    file: str
+    line: int
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        where = f" ({self.file}:{self.line})" if self.file else ""
+        head = f"@{self.kind} '{self.symbol}'" if self.kind != "plugin" else f"plugin '{self.symbol}'"
+        text = f"{head}{where} {self.message}"
+        return f"{text}: {self.fix}" if self.fix else text
+
+
+class DefinitionError(EkdslError):
+    """A plugin definition is invalid. ``problems`` lists every defect found."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            text = str(self.problems[0])
+        else:
+            lines = [f"{len(self.problems)} problems in the plugin definition:"]
+            lines += [f"  - {p}" for p in self.problems]
+            text = "\n".join(lines)
+        super().__init__(text)
+
+
+class ConfigError(EkdslError):
+    """A configuration value or function argument does not fit its declared type."""
+
+    def __init__(self, symbol: str, name: str, expected: str, got: Any, detail: str = ""):
+        self.symbol = symbol
+        self.name = name
+        self.expected = expected
+        self.got = got
+        shown = repr(got)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        msg = f"{symbol}: property '{name}' expects {expected}, got {shown}"
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+
+
+class ProtocolError(EkdslError):
+    """A message on the wire does not follow eKuiper's portable-plugin protocol."""
+
+    def __init__(self, message: str, payload: Optional[bytes] = None):
+        self.payload = payload
+        super().__init__(message)
+
+
+class TransportError(EkdslError):
+    """A socket could not be opened, dialled, listened on, or used."""
+
+    def __init__(self, message: str, url: str = ""):
+        self.url = url
+        super().__init__(message)
+
+
+class PackagingError(EkdslError):
+    """A plugin package (directory or zip) is broken, or cannot be written."""
+
+    def __init__(self, message: str, path: str = ""):
+        self.path = path
+        super().__init__(message)
+
+
+class LoadError(EkdslError):
+    """A plugin target (module, ``module:attr`` or ``.py`` path) cannot be loaded."""
+
+    def __init__(self, target: str, message: str):
+        self.target = target
+        super().__init__(f"cannot load '{target}': {message}")
+
+
+class UsageError(EkdslError):
+    """The command line or a target could not be used as given."""
+
+    exit_code = 2

@@ -1,0 +1,403 @@
+"""Signatures, type hints and docstrings → the neutral model.
+
+This is the only module that calls :mod:`inspect` and ``get_type_hints``.
+It collects every problem it finds instead of stopping at the first one.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import datetime as _dt
+import enum
+import inspect
+import os
+import re
+import typing
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import typing_extensions as tx
+
+from . import types as _types
+from .context import Context
+from .decorators import Param, SymbolSpec
+from .docstrings import parse_docstring
+from .errors import ConfigError, Problem
+from .model import MISSING, FieldModel, SymbolModel, Text, TypeInfo
+
+__all__ = ["NAME_RE", "build_symbol", "describe_location", "type_info"]
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9_\-]+$")
+_ITERABLE_ORIGINS = {
+    cabc.Iterator, cabc.Iterable, cabc.Generator,
+    cabc.AsyncIterator, cabc.AsyncIterable, cabc.AsyncGenerator,
+}
+_SCALARS: Dict[Any, str] = {
+    str: "str", int: "int", float: "float", bool: "bool", bytes: "bytes",
+    _dt.datetime: "datetime", Any: "any", object: "any",
+}
+_LIST_ORIGINS = {list, tuple, cabc.Sequence, cabc.MutableSequence, cabc.Collection, cabc.Iterable}
+_DICT_ORIGINS = {dict, cabc.Mapping, cabc.MutableMapping}
+_SUPPORTED = ("str, int, float, bool, bytes, datetime, Any, list[...], dict, Literal[...], "
+              "an Enum, a TypedDict or a dataclass")
+_CONTEXT_NAMES = ("ctx", "context")
+
+
+class Unsupported(Exception):
+    """An annotation that has no eKuiper equivalent."""
+
+
+def describe_location(func: Callable[..., Any]) -> Tuple[str, int]:
+    """``(file name, first line)`` of a callable, for messages."""
+    target = inspect.unwrap(func)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return "", 0
+    return os.path.basename(code.co_filename), code.co_firstlineno
+
+
+def _is_union(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        return True
+    union_type = getattr(__import__("types"), "UnionType", None)
+    return union_type is not None and origin is union_type
+
+
+def type_info(tp: Any) -> TypeInfo:
+    """Reduce a resolved annotation to a :class:`TypeInfo`; raise :class:`Unsupported`."""
+    if typing.get_origin(tp) is tx.Annotated:
+        tp = typing.get_args(tp)[0]
+    if _is_union(tp):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != len(typing.get_args(tp)) and len(args) == 1:
+            return dataclasses.replace(type_info(args[0]), optional=True)
+        raise Unsupported(f"the union {_name(tp)} is not supported: use one type, Optional[T] or Any")
+    if tp in _SCALARS:
+        return TypeInfo(_SCALARS[tp], display=_SCALARS[tp])
+    origin = typing.get_origin(tp)
+    if origin is tx.Literal or origin is typing.Literal:
+        return _literal(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        choices = tuple(m.value for m in tp)
+        return TypeInfo("enum", choices=choices, pytype=tp, display=f"{tp.__name__} (one of {_fmt(choices)})")
+    if tx.is_typeddict(tp) or (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+        return _object(tp)
+    if tp in (list, tuple) or origin in _LIST_ORIGINS:
+        return _list(tp, origin)
+    if tp is dict or origin in _DICT_ORIGINS:
+        kv = typing.get_args(tp)
+        item = type_info(kv[1]) if len(kv) == 2 else None
+        return TypeInfo("dict", item=item, display="object" if item is None else f"object of {item.describe()}")
+    raise Unsupported(f"the annotation {_name(tp)} is not supported: use {_SUPPORTED}")
+
+
+def _literal(tp: Any) -> TypeInfo:
+    choices = tuple(typing.get_args(tp))
+    if not choices or not all(isinstance(c, (str, int, float, bool)) for c in choices):
+        raise Unsupported(f"{_name(tp)}: Literal choices must be str, int, float or bool values")
+    return TypeInfo("literal", choices=choices, display=f"one of {_fmt(choices)}")
+
+
+def _list(tp: Any, origin: Any) -> TypeInfo:
+    args = tuple(a for a in typing.get_args(tp) if a is not Ellipsis)
+    if (origin is tuple or tp is tuple) and len(set(args)) > 1:
+        raise Unsupported(f"{_name(tp)}: a fixed-shape tuple is not supported: use list[T]")
+    item = type_info(args[0]) if args else None
+    return TypeInfo("list", item=item, display="list" if item is None else f"list of {item.describe()}")
+
+
+def _object(cls: type) -> TypeInfo:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields: List[FieldModel] = []
+    if dataclasses.is_dataclass(cls):
+        for f in dataclasses.fields(cls):
+            default: Any = MISSING
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            fields.append(_field(f.name, hints[f.name], default))
+    else:
+        required = getattr(cls, "__required_keys__", frozenset(hints))
+        for key, hint in hints.items():
+            fields.append(_field(key, hint, MISSING if key in required else None, optional=key not in required))
+    names = ", ".join(f.name for f in fields)
+    return TypeInfo("object", fields=tuple(fields), pytype=cls, display=f"object {cls.__name__} ({names})")
+
+
+def _field(name: str, hint: Any, default: Any, optional: bool = False) -> FieldModel:
+    t = type_info(hint)
+    if optional:
+        t = dataclasses.replace(t, optional=True)
+    marker = _param_marker(hint)
+    return FieldModel(
+        name=(marker.name if marker and marker.name else name),
+        key=name if marker and marker.name else "",
+        type=t,
+        default=default,
+        hint=Text.of(marker.hint) if marker else Text(),
+        label=Text.of(marker.label) if marker and marker.label else Text(name, name),
+    )
+
+
+def _param_marker(hint: Any) -> Optional[Param]:
+    if typing.get_origin(hint) is tx.Annotated:
+        for meta in typing.get_args(hint)[1:]:
+            if isinstance(meta, Param):
+                return meta
+    return None
+
+
+def _name(tp: Any) -> str:
+    if typing.get_origin(tp) is None and isinstance(getattr(tp, "__name__", None), str):
+        return str(tp.__name__)
+    return repr(tp).replace("typing.", "")
+
+
+def _fmt(choices: Tuple[Any, ...]) -> str:
+    return ", ".join(repr(c) for c in choices)
+
+
+def _strip(tp: Any) -> Any:
+    """Remove ``Annotated`` and ``Optional`` wrappers."""
+    if typing.get_origin(tp) is tx.Annotated:
+        tp = typing.get_args(tp)[0]
+    if _is_union(tp):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _strip(args[0])
+    return tp
+
+
+class _Collector:
+    """Accumulates problems for one symbol."""
+
+    def __init__(self, kind: str, name: str, func: Callable[..., Any], problems: List[Problem]):
+        self.kind, self.name, self.problems = kind, name, problems
+        self.file, self.line = describe_location(func)
+
+    def add(self, message: str, fix: str = "") -> None:
+        self.problems.append(Problem(self.kind, self.name, self.file, self.line, message, fix))
+
+
+def _hints(func: Callable[..., Any], col: _Collector) -> Optional[Dict[str, Any]]:
+    try:
+        return typing.get_type_hints(inspect.unwrap(func), include_extras=True)
+    except Exception as exc:  # NameError for unresolvable forward references, TypeError for bad ones
+        col.add(f"has an annotation that cannot be resolved ({exc})",
+                "define or import every name used in annotations at module level")
+        return None
+
+
+def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Problem]) -> Optional[SymbolModel]:
+    """Introspect one decorated callable; append problems and return ``None`` when invalid."""
+    name = str(spec.name or getattr(func, "__name__", ""))
+    col = _Collector(spec.kind, name, func, problems)
+    before = len(problems)
+    if not NAME_RE.match(name):
+        col.add("has a name eKuiper rejects (allowed: letters, digits, '_' and '-')",
+                f"pass a valid name, e.g. @{spec.kind}(name={re.sub(r'[^a-zA-Z0-9_-]', '_', name)!r})")
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        col.add(f"has no readable signature ({exc})", "decorate a plain 'def' function")
+        return None
+    hints = _hints(func, col)
+    if hints is None:
+        return None
+    target = inspect.unwrap(func)
+    is_gen = inspect.isgeneratorfunction(target)
+    is_agen = inspect.isasyncgenfunction(target)
+    is_async = is_agen or inspect.iscoroutinefunction(target)
+    doc = parse_docstring(getattr(target, "__doc__", None))
+    shape = _SymbolShape(spec, col, hints, doc, is_gen or is_agen)
+    for param in sig.parameters.values():
+        shape.add_param(param)
+    shape.check_kind(sig, is_gen, is_agen)
+    if len(problems) > before:
+        return None
+    return SymbolModel(
+        kind=spec.kind, name=name, func=func,
+        description=spec.description or Text.of(doc.summary),
+        label=spec.label or Text(name, name),
+        params=tuple(shape.params), file=col.file, line=col.line,
+        context_param=shape.context_param, datasource_param=shape.datasource_param,
+        datasource=shape.datasource, data_param=shape.data_param, data_type=shape.data_type,
+        returns=shape.returns, returns_hint=Text.of(doc.returns),
+        is_async=is_async, is_generator=is_gen or is_agen, aggregate=spec.aggregate,
+        conf_keys=shape.conf_keys(), example=spec.example or _example(spec.kind, name, shape.params),
+    )
+
+
+def _example(kind: str, name: str, params: List[FieldModel]) -> str:
+    if kind != "function":
+        return ""
+    args = [f"{p.name}..." if p.variadic else p.name for p in params]
+    return f"{name}({', '.join(args)})"
+
+
+class _SymbolShape:
+    """Sorts a callable's parameters into properties and special roles."""
+
+    def __init__(self, spec: SymbolSpec, col: _Collector, hints: Dict[str, Any], doc: Any, gen: bool):
+        self.spec, self.col, self.hints, self.doc, self.gen = spec, col, hints, doc, gen
+        self.params: List[FieldModel] = []
+        self.context_param: Optional[str] = None
+        self.datasource_param: Optional[str] = None
+        self.datasource: Optional[FieldModel] = None
+        self.data_param: Optional[str] = None
+        self.data_type: Optional[TypeInfo] = None
+        self.returns: Optional[TypeInfo] = None
+        self.spec_hints = dict(spec.hints)
+
+    def _is_context(self, param: inspect.Parameter) -> bool:
+        ann = self.hints.get(param.name, inspect.Parameter.empty)
+        if ann is inspect.Parameter.empty:
+            return param.name in _CONTEXT_NAMES
+        return _strip(ann) is Context
+
+    def add_param(self, param: inspect.Parameter) -> None:
+        kind = self.spec.kind
+        if param.kind is param.VAR_KEYWORD:
+            self.col.add(f"has '**{param.name}', which eKuiper cannot fill",
+                         "declare each property or argument as its own parameter")
+            return
+        if self._is_context(param):
+            self.context_param = param.name
+            return
+        if kind == "source" and param.name == "datasource":
+            self.datasource_param = param.name
+            self.datasource = self._field(param)
+            return
+        if kind == "sink" and not self.gen and self.data_param is None:
+            if param.kind is param.KEYWORD_ONLY or param.kind is param.VAR_POSITIONAL:
+                return  # reported by check_kind as a missing data parameter
+            self.data_param = param.name
+            self.data_type = self._type(param, default_any=True)
+            return
+        if param.kind is param.VAR_POSITIONAL and kind != "function":
+            self.col.add(f"has '*{param.name}', which only SQL functions support",
+                         "declare each property as its own parameter")
+            return
+        if kind == "function" and param.kind is param.KEYWORD_ONLY:
+            self.col.add(f"has keyword-only parameter '{param.name}', which SQL cannot pass",
+                         "make it a positional parameter")
+            return
+        if kind != "function" and param.kind is param.POSITIONAL_ONLY:
+            self.col.add(f"has positional-only parameter '{param.name}', but properties are passed by name",
+                         "remove the '/' from the signature")
+            return
+        fm = self._field(param)
+        if fm is not None:
+            self.params.append(fm)
+
+    def _type(self, param: inspect.Parameter, default_any: bool = False) -> Optional[TypeInfo]:
+        ann = self.hints.get(param.name, inspect.Parameter.empty)
+        if ann is inspect.Parameter.empty:
+            default = param.default
+            if default is inspect.Parameter.empty or default is None or default_any:
+                return TypeInfo("any", display="any")
+            ann = type(default)
+        try:
+            return type_info(ann)
+        except Unsupported as exc:
+            self.col.add(f"parameter '{param.name}': {exc}")
+        except Exception as exc:
+            self.col.add(f"parameter '{param.name}' has an annotation that cannot be used ({exc})",
+                         f"use {_SUPPORTED}")
+        return None
+
+    def _field(self, param: inspect.Parameter) -> Optional[FieldModel]:
+        t = self._type(param)
+        if t is None:
+            return None
+        marker = _param_marker(self.hints.get(param.name))
+        default = MISSING if param.default is inspect.Parameter.empty else param.default
+        variadic = param.kind is param.VAR_POSITIONAL
+        if default is not MISSING:
+            if default is None and not t.optional and t.kind != "any":
+                t = dataclasses.replace(t, optional=True)
+            try:
+                _types.coerce(default, t, symbol=self.col.name, name=param.name)
+            except ConfigError as exc:
+                self.col.add(f"parameter '{param.name}' has default {default!r}, which is not {t.describe()}",
+                             "change the default or the annotation so they agree")
+                del exc
+                return None
+        pname = marker.name if marker and marker.name else param.name
+        if not NAME_RE.match(pname):
+            self.col.add(f"parameter name '{pname}' is not a valid eKuiper property name",
+                         "use letters, digits, '_' and '-' only")
+        hint = self.spec_hints.get(param.name) or (Text.of(marker.hint) if marker and marker.hint else None)
+        return FieldModel(
+            name=pname, key=param.name if pname != param.name else "", type=t, default=default,
+            hint=hint or Text.of(self.doc.params.get(param.name, "")),
+            label=Text.of(marker.label) if marker and marker.label else Text(pname, pname),
+            variadic=variadic,
+        )
+
+    def check_kind(self, sig: inspect.Signature, is_gen: bool, is_agen: bool) -> None:
+        kind = self.spec.kind
+        ret = self.hints.get("return", inspect.Parameter.empty)
+        if kind == "source":
+            if not (is_gen or is_agen or typing.get_origin(_strip(ret)) in _ITERABLE_ORIGINS):
+                self.col.add("must be a generator function",
+                             "use 'yield' to emit rows (or annotate the return as Iterator[dict])")
+        elif kind == "sink":
+            if is_gen or is_agen:
+                self.data_type = self._send_type(ret)
+            elif self.data_param is None:
+                self.col.add("has no data parameter",
+                             "add a first parameter that receives the data, e.g. 'def "
+                             f"{self.col.name}(data: dict, ...)', or make it a generator that reads 'data = yield'")
+        elif kind == "function":
+            if is_gen or is_agen:
+                self.col.add("is a generator, but a SQL function returns one value per call",
+                             "use 'return' instead of 'yield'")
+            self.returns = self._return_type(ret)
+        if self.spec.aggregate and kind != "function":
+            self.col.add("uses aggregate=True, which only functions support", "remove aggregate=True")
+
+    def _send_type(self, ret: Any) -> TypeInfo:
+        args = typing.get_args(_strip(ret)) if ret is not inspect.Parameter.empty else ()
+        if len(args) >= 2:
+            try:
+                return type_info(args[1])
+            except Unsupported as exc:
+                self.col.add(f"generator sink receives {exc}")
+        return TypeInfo("any", display="any")
+
+    def _return_type(self, ret: Any) -> TypeInfo:
+        if ret is inspect.Parameter.empty or ret is None or ret is type(None):
+            return TypeInfo("any", display="any")
+        try:
+            return type_info(ret)
+        except Unsupported:
+            return TypeInfo("any", display="any")
+
+    def conf_keys(self) -> Tuple[Tuple[str, Dict[str, Any]], ...]:
+        out = []
+        by_lower = {p.name.lower(): p for p in self.params}
+        for key, values in self.spec.conf_keys:
+            if not NAME_RE.match(key) or key == "default":
+                self.col.add(f"confKey '{key}' is not a valid confKey name",
+                             "use letters, digits, '_' and '-', and not 'default'")
+                continue
+            section: Dict[str, Any] = {}
+            for prop, value in values.items():
+                fm = by_lower.get(str(prop).lower())
+                if fm is None:
+                    self.col.add(f"confKey '{key}' sets unknown property '{prop}'",
+                                 f"use one of: {', '.join(p.name for p in self.params) or '(none)'}")
+                    continue
+                try:
+                    _types.coerce(value, fm.type, symbol=self.col.name, name=fm.name)
+                except ConfigError:
+                    self.col.add(f"confKey '{key}' sets '{fm.name}' to {value!r}, which is not "
+                                 f"{fm.type.describe()}", "fix the value in conf_keys")
+                    continue
+                section[fm.name] = value
+            out.append((key, section))
+        return tuple(out)
+

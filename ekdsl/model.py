@@ -1,0 +1,177 @@
+"""The neutral model of a plugin: pure, frozen data built by :mod:`ekdsl.introspect`.
+
+Metadata export, packaging and the runtime all read this model; none of them
+looks at a signature again.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Tuple
+
+__all__ = [
+    "MISSING",
+    "FieldModel",
+    "PluginModel",
+    "SymbolModel",
+    "Text",
+    "TypeInfo",
+]
+
+
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing.MISSING
+"""Marks a parameter without a default value."""
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text in eKuiper's two metadata languages."""
+
+    en_US: str = ""
+    zh_CN: str = ""
+
+    @classmethod
+    def of(cls, value: Any) -> Text:
+        """Build from a str (both languages) or a mapping with ``en_US``/``zh_CN`` (or ``en``/``zh``)."""
+        if value is None:
+            return cls()
+        if isinstance(value, Text):
+            return value
+        if isinstance(value, str):
+            return cls(value, value)
+        if isinstance(value, Mapping):
+            en = str(value.get("en_US", value.get("en", "")))
+            zh = str(value.get("zh_CN", value.get("zh", ""))) or en
+            return cls(en, zh)
+        raise TypeError(f"expected a str or a mapping with 'en_US'/'zh_CN', got {type(value).__name__}")
+
+    def __bool__(self) -> bool:
+        return bool(self.en_US or self.zh_CN)
+
+    def to_json(self) -> dict[str, str]:
+        return {"en_US": self.en_US, "zh_CN": self.zh_CN}
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """A parameter's type, reduced to what eKuiper and coercion need.
+
+    ``kind`` is one of: ``str int float bool bytes datetime any list dict object
+    literal enum``. ``item`` is the element type of a list (or the value type of a
+    dict), ``fields`` the fields of an object (TypedDict or dataclass),
+    ``choices`` the allowed values of a literal or enum.
+    """
+
+    kind: str
+    optional: bool = False
+    item: Optional[TypeInfo] = None
+    fields: Tuple[FieldModel, ...] = ()
+    choices: Tuple[Any, ...] = ()
+    pytype: Any = None  # the enum class, dataclass, or TypedDict class
+    display: str = ""
+
+    def describe(self) -> str:
+        """A short human description, e.g. ``int`` or ``one of 'fast', 'slow'``."""
+        text = self.display or self.kind
+        return f"{text} or null" if self.optional else text
+
+
+@dataclass(frozen=True)
+class FieldModel:
+    """A configuration property, a function argument, or a field of an object type."""
+
+    name: str
+    type: TypeInfo
+    default: Any = MISSING
+    hint: Text = field(default_factory=Text)
+    label: Text = field(default_factory=Text)
+    variadic: bool = False
+    key: str = ""  # the Python parameter name, when ``name`` was overridden
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING and not self.type.optional and not self.variadic
+
+    @property
+    def pyname(self) -> str:
+        return self.key or self.name
+
+
+@dataclass(frozen=True)
+class SymbolModel:
+    """One source, sink or function of a plugin."""
+
+    kind: str  # "source" | "sink" | "function"
+    name: str
+    func: Callable[..., Any]
+    description: Text
+    params: Tuple[FieldModel, ...]
+    file: str = ""
+    line: int = 0
+    context_param: Optional[str] = None
+    datasource_param: Optional[str] = None
+    datasource: Optional[FieldModel] = None
+    data_param: Optional[str] = None
+    data_type: Optional[TypeInfo] = None
+    returns: Optional[TypeInfo] = None
+    returns_hint: Text = field(default_factory=Text)
+    is_async: bool = False
+    is_generator: bool = False
+    aggregate: bool = False
+    conf_keys: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
+    example: str = ""
+    label: Text = field(default_factory=Text)
+
+    @property
+    def arity(self) -> tuple[int, Optional[int]]:
+        """For functions: the minimum and maximum argument count (``None`` = unbounded)."""
+        fixed = [p for p in self.params if not p.variadic]
+        low = sum(1 for p in fixed if p.default is MISSING)
+        high = None if any(p.variadic for p in self.params) else len(fixed)
+        return low, high
+
+
+@dataclass(frozen=True)
+class PluginModel:
+    """A whole plugin: its identity and its symbols, in declaration order."""
+
+    name: str
+    version: str
+    symbols: Tuple[SymbolModel, ...]
+    author: Mapping[str, str] = field(default_factory=dict)
+    help_url: Text = field(default_factory=Text)
+    description: Text = field(default_factory=Text)
+    trial: bool = False
+    module: str = ""
+    module_file: str = ""
+    attr: str = ""
+    include: Tuple[str, ...] = ()
+
+    def of_kind(self, kind: str) -> tuple[SymbolModel, ...]:
+        return tuple(s for s in self.symbols if s.kind == kind)
+
+    @property
+    def sources(self) -> tuple[SymbolModel, ...]:
+        return self.of_kind("source")
+
+    @property
+    def sinks(self) -> tuple[SymbolModel, ...]:
+        return self.of_kind("sink")
+
+    @property
+    def functions(self) -> tuple[SymbolModel, ...]:
+        return self.of_kind("function")
+
+    def get(self, kind: str, name: str) -> Optional[SymbolModel]:
+        for sym in self.symbols:
+            if sym.kind == kind and sym.name == name:
+                return sym
+        return None
