@@ -51,6 +51,12 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .runtime import main as run_main
+
+    return run_main(args.target, args.argv)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
@@ -71,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="install name (default: the zip's or folder's base name)")
     p.set_defaults(handler=_check)
 
+    p = sub.add_parser("run", help="serve the plugin to eKuiper (what the generated main script does)")
+    p.add_argument("target", help="module, module:attr, or path to a .py file")
+    p.add_argument("argv", nargs="*", help='the argument eKuiper passes, e.g. \'{"sendTimeout":1000}\'')
+    p.set_defaults(handler=_run)
     return parser
 
 

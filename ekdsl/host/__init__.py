@@ -1,0 +1,17 @@
+"""eKuiper's side of the portable-plugin protocol, to run and test plugins without an eKuiper server."""
+
+from .channels import CommandError, HostError
+from .host import FunctionHandle, Host, SinkHandle, SourceHandle, source_config
+from .process import LAUNCH_ARG, PluginProcess
+
+__all__ = [
+    "LAUNCH_ARG",
+    "CommandError",
+    "FunctionHandle",
+    "Host",
+    "HostError",
+    "PluginProcess",
+    "SinkHandle",
+    "SourceHandle",
+    "source_config",
+]

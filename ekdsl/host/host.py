@@ -1,0 +1,207 @@
+"""A host that drives one plugin process the way eKuiper does (PROTOCOL §1–6)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from ..protocol import Control, Meta
+from ..transport import Timeout
+from .channels import CommandError, ControlChannel, FunctionChannel, HostError, SinkChannel, SourceChannel
+from .process import PluginProcess
+
+__all__ = ["ALWAYS_SET_SOURCE_KEYS", "FunctionHandle", "Host", "SinkHandle", "SourceHandle", "source_config"]
+
+ALWAYS_SET_SOURCE_KEYS: Dict[str, Any] = {
+    "datasource": "", "delimiter": "", "format": "json", "key": "", "retainSize": 0, "schemaId": "",
+    "strictValidation": False, "timestamp": "", "timestampFormat": "",
+}
+
+
+def source_config(yaml_sections: Optional[Mapping[str, Any]] = None, conf_key: str = "", datasource: str = "",
+                  fmt: str = "json") -> Dict[str, Any]:
+    """The config eKuiper sends a source (``GetSourceConf``): yaml ``default``, the confKey over it, then
+    the keys eKuiper always sets. Yaml keys arrive lower-cased unless named in the source json."""
+    sections = dict(yaml_sections or {})
+    conf: Dict[str, Any] = dict(sections.get("default") or {})
+    if conf_key:
+        section = sections.get(conf_key.lower(), sections.get(conf_key))
+        if section is None:
+            raise HostError(f"confKey '{conf_key}' is not in the source yaml (has: {', '.join(sections)})")
+        conf.update(section or {})
+    conf.update(ALWAYS_SET_SOURCE_KEYS)
+    conf["datasource"] = datasource
+    conf["format"] = fmt.lower()
+    return conf
+
+
+@dataclass
+class SourceHandle:
+    control: Control
+    channel: SourceChannel
+
+    def recv(self, timeout: float = 5.0) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+        return self.channel.recv(timeout)
+
+    def rows(self, n: int, timeout: float = 10.0) -> List[Dict[str, Any]]:
+        """The next ``n`` rows' messages."""
+        out: List[Dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n:
+            msg, _ = self.channel.recv(max(0.01, deadline - time.monotonic()))
+            out.append(msg or {})
+        return out
+
+
+@dataclass
+class SinkHandle:
+    control: Control
+    channel: SinkChannel
+    require_ack: bool = False
+    acks: List[Optional[str]] = field(default_factory=list)
+
+    def send(self, payload: bytes, ack_timeout: float = 10.0) -> Optional[str]:
+        """Push one payload; with requireAck, wait for its ack and return it (``None`` = ok)."""
+        self.channel.send(payload)
+        if not self.require_ack:
+            return None
+        ack = self.channel.recv_ack(ack_timeout)
+        self.acks.append(ack)
+        return ack
+
+
+@dataclass
+class FunctionHandle:
+    name: str
+    channel: FunctionChannel
+
+    def validate(self, *nodes: Any) -> Tuple[bool, Any]:
+        return self.channel.call("Validate", list(nodes))
+
+    def is_aggregate(self) -> Tuple[bool, Any]:
+        return self.channel.call("IsAggregate", None)
+
+    def exec(self, *args: Any, rule: str = "rule1", op: str = "op1", instance: int = 0, func_id: int = 0,
+             timeout: float = 5.0) -> Tuple[bool, Any]:
+        from ..protocol import _Struct, go_json
+
+        ctx = go_json(_Struct(ruleId=rule, opId=op, instanceId=instance, funcId=func_id)).decode()
+        return self.channel.call("Exec", [*args, ctx], timeout)
+
+
+class Host:
+    """eKuiper's side for one plugin: control channel, process, and the symbols' sockets."""
+
+    def __init__(self, name: str, executable: str, *, language: str = "python", python: Optional[str] = None,
+                 socket_dir: Optional[str] = None, env: Optional[Dict[str, str]] = None,
+                 init_timeout: float = 30.0) -> None:
+        self.name = name
+        self.executable = executable
+        self.language = language
+        self.python = python
+        self.socket_dir = socket_dir
+        self.env = dict(os.environ if env is None else env)
+        if socket_dir:
+            self.env["EKDSL_SOCKET_DIR"] = socket_dir
+        self.init_timeout = init_timeout
+        self.control: Optional[ControlChannel] = None
+        self.process: Optional[PluginProcess] = None
+        self.handshake_ms = 0.0
+        self._open: List[Any] = []
+
+    def __enter__(self) -> Host:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Listen on the control socket, spawn the process, wait for its handshake."""
+        if self.control is None:
+            self.control = ControlChannel(self.name, self.socket_dir)
+        self.process = PluginProcess(self.executable, self.language, self.python, self.env)
+        try:
+            self.control.handshake(self.init_timeout)
+        except Timeout:
+            output = self.process.output
+            self.process.kill()
+            raise HostError(f"plugin {self.executable} control handshake error: receive time out"
+                            f"{(' (plugin output: ' + output[-500:] + ')') if output else ''}") from None
+        self.handshake_ms = (time.monotonic() - self.process.started) * 1000
+
+    def _cmd(self, cmd: str, control: Control) -> None:
+        assert self.control is not None, "start() first"
+        self.control.send_cmd(cmd, control)
+
+    def start_source(self, symbol: str, config: Mapping[str, Any], rule: str = "rule1", op: str = "stream1",
+                     instance: int = 0) -> SourceHandle:
+        meta = Meta(rule, op, instance)
+        channel = SourceChannel(meta, self.socket_dir)
+        control = Control(symbol, "source", meta, config=dict(config))
+        try:
+            self._cmd("start", control)
+        except Exception:
+            channel.close()
+            raise
+        handle = SourceHandle(control, channel)
+        self._open.append(handle)
+        return handle
+
+    def stop_source(self, handle: SourceHandle) -> None:
+        """Close the PULL socket first, then send stop (eKuiper's order)."""
+        handle.channel.close()
+        self._cmd("stop", handle.control)
+        self._discard(handle)
+
+    def start_sink(self, symbol: str, config: Mapping[str, Any], rule: str = "rule1", op: str = "sink_0",
+                   instance: int = 0) -> SinkHandle:
+        meta = Meta(rule, op, instance)
+        channel = SinkChannel(meta, self.socket_dir)
+        control = Control(symbol, "sink", meta, config=dict(config))
+        try:
+            self._cmd("start", control)
+            channel.connect()
+        except Exception as exc:
+            channel.close()
+            if not isinstance(exc, CommandError):
+                self._cmd("stop", control)
+                raise HostError(f"can't dial on push socket: {exc}") from exc
+            raise
+        handle = SinkHandle(control, channel, config.get("requireAck") is True)
+        self._open.append(handle)
+        return handle
+
+    def stop_sink(self, handle: SinkHandle) -> None:
+        handle.channel.close()
+        self._cmd("stop", handle.control)
+        self._discard(handle)
+
+    def function(self, symbol: str) -> FunctionHandle:
+        """Listen on the function socket and send the function start (no rule context)."""
+        channel = FunctionChannel(symbol, self.socket_dir)
+        try:
+            self._cmd("start", Control(symbol, "func", Meta()))
+        except Exception:
+            channel.close()
+            raise
+        handle = FunctionHandle(symbol, channel)
+        self._open.append(handle)
+        return handle
+
+    def _discard(self, handle: Any) -> None:
+        if handle in self._open:
+            self._open.remove(handle)
+
+    def close(self) -> None:
+        """Kill the process (SIGKILL, as eKuiper does) and close every socket."""
+        if self.process is not None:
+            self.process.kill()
+        for handle in self._open:
+            handle.channel.close()
+        self._open.clear()
+        if self.control is not None:
+            self.control.close()
+            self.control = None

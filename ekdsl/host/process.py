@@ -1,0 +1,89 @@
+"""Launching a plugin process as eKuiper does, and capturing what it prints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional, Sequence
+
+__all__ = ["LAUNCH_ARG", "PluginProcess"]
+
+LAUNCH_ARG = '{"sendTimeout":1000}'  # hard-coded by eKuiper (PortbleConf), whatever kuiper.yaml says
+
+
+class PluginProcess:
+    """A plugin process: ``python -u <exe> '{"sendTimeout":1000}'`` (or ``<exe> ...`` for Go), cwd = its folder."""
+
+    def __init__(self, executable: str, language: str = "python", python: Optional[str] = None,
+                 env: Optional[Dict[str, str]] = None) -> None:
+        exe = os.path.abspath(executable)
+        if language == "python":
+            argv = [python or sys.executable, "-u", exe, LAUNCH_ARG]
+        elif language == "go":
+            argv = [exe, LAUNCH_ARG]
+        else:
+            raise ValueError(f"unsupported language: {language}")
+        self.argv = argv
+        self.lines: List[str] = []
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, cwd=os.path.dirname(exe), env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._reader = threading.Thread(target=self._read, daemon=True, name="plugin-output")
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            with self._lock:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        self.proc.stdout.close()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def output(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def wait_output(self, needle: str, timeout: float = 5.0) -> bool:
+        """Wait until ``needle`` appears in the output."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.output:
+                return True
+            if self.proc.poll() is not None:
+                self._reader.join(1.0)
+                return needle in self.output
+            time.sleep(0.02)
+        return False
+
+    def poll(self) -> Optional[int]:
+        return self.proc.poll()
+
+    def wait(self, timeout: float) -> Optional[int]:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL, as eKuiper's ``process.Kill()`` does; then reap."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._reader.join(2.0)
+
+    @staticmethod
+    def command_line(argv: Sequence[str]) -> str:
+        return " ".join(argv)

@@ -1,0 +1,401 @@
+"""eKuiper's portable-plugin protocol, sans I/O: bytes in, values out, and back.
+
+Both the plugin runtime and the host emulator use these functions; neither
+encodes or decodes a message anywhere else. Host side: ``internal/plugin/
+portable/runtime/{shared,connection,source,sink,function}.go``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .errors import ProtocolError, TransportError
+
+__all__ = [
+    "ACK_OK",
+    "HANDSHAKE",
+    "REPLY_OK",
+    "SOCKET_DIR_ENV",
+    "Command",
+    "Control",
+    "FuncMeta",
+    "FuncRequest",
+    "Meta",
+    "ack_error",
+    "ack_url",
+    "control_url",
+    "data_url",
+    "decode_ack",
+    "decode_command",
+    "decode_func_reply",
+    "decode_func_request",
+    "decode_source_message",
+    "encode_command",
+    "encode_func_reply",
+    "encode_func_request",
+    "encode_row",
+    "error_reply",
+    "func_url",
+    "go_json",
+    "json_safe",
+    "parse_func_meta",
+    "socket_dir",
+]
+
+HANDSHAKE = b"handshake"
+REPLY_OK = b"ok"
+ACK_OK = b"{}"
+CMD_START, CMD_STOP = "start", "stop"
+PLUGIN_TYPES = ("source", "sink", "func")
+SOCKET_DIR_ENV = "EKDSL_SOCKET_DIR"
+MAX_IPC_PATH = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
+
+
+# ---------------------------------------------------------------- URLs
+
+
+def socket_dir() -> str:
+    """Where the ``.ipc`` files live: ``/tmp`` as in eKuiper, or ``$EKDSL_SOCKET_DIR``."""
+    return os.environ.get(SOCKET_DIR_ENV) or "/tmp"
+
+
+def _url(name: str, directory: Optional[str]) -> str:
+    path = os.path.join(directory or socket_dir(), name)
+    if len(path.encode("utf-8")) > MAX_IPC_PATH:
+        raise TransportError(
+            f"socket path is {len(path.encode())} bytes, over the {MAX_IPC_PATH}-byte limit of Unix sockets: "
+            f"{path} (use shorter rule/stream ids, or a shorter {SOCKET_DIR_ENV})", "ipc://" + path)
+    return "ipc://" + path
+
+
+def control_url(plugin: str, directory: Optional[str] = None) -> str:
+    return _url(f"plugin_{plugin}.ipc", directory)
+
+
+def func_url(symbol: str, directory: Optional[str] = None) -> str:
+    return _url(f"func_{symbol}.ipc", directory)
+
+
+def data_url(meta: Meta, directory: Optional[str] = None) -> str:
+    return _url(f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}.ipc", directory)
+
+
+def ack_url(meta: Meta, directory: Optional[str] = None) -> str:
+    return _url(f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack.ipc", directory)
+
+
+# ---------------------------------------------------------------- Go-compatible JSON
+
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def go_json(value: Any) -> bytes:
+    """JSON as Go's ``encoding/json`` writes it: no spaces, map keys sorted, ``<>&`` escaped.
+
+    Dicts whose key order matters (Go structs) must be passed as a list of
+    pairs wrapped in :class:`_Struct`; plain dicts are maps and get sorted.
+    """
+    text = json.dumps(_go_prepare(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    for raw, esc in _GO_ESCAPES.items():
+        if raw in text:
+            text = text.replace(raw, esc)
+    return text.encode("utf-8")
+
+
+class _Struct(dict):  # type: ignore[type-arg]
+    """A Go struct: its field order is kept."""
+
+
+def _go_prepare(value: Any) -> Any:
+    if isinstance(value, _Struct):
+        return {k: _go_prepare(v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {str(k): _go_prepare(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [_go_prepare(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)  # Go writes float64 1000 as 1000
+    return value
+
+
+# ---------------------------------------------------------------- control channel
+
+
+@dataclass(frozen=True)
+class Meta:
+    rule_id: str = ""
+    op_id: str = ""
+    instance_id: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule_id}_{self.op_id}_{self.instance_id}"
+
+
+@dataclass(frozen=True)
+class Control:
+    """``runtime.Control``: which symbol, for which rule, with which config."""
+
+    symbol_name: str
+    plugin_type: str
+    meta: Meta = field(default_factory=Meta)
+    data_source: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The instance key: ``<ruleId>_<opId>_<instanceId>_<symbol>``."""
+        return f"{self.meta.key}_{self.symbol_name}"
+
+
+@dataclass(frozen=True)
+class Command:
+    cmd: str
+    control: Control
+
+
+def encode_command(cmd: str, control: Control) -> bytes:
+    """A command exactly as the Go host marshals it (``runtime.Command`` with ``arg`` = Control JSON)."""
+    ctrl = _Struct(
+        symbolName=control.symbol_name,
+        meta=_Struct(ruleId=control.meta.rule_id, opId=control.meta.op_id, instanceId=control.meta.instance_id),
+        pluginType=control.plugin_type,
+    )
+    if control.data_source:
+        ctrl["dataSource"] = control.data_source
+    if control.config:
+        ctrl["config"] = dict(control.config)
+    arg = go_json(ctrl).decode("utf-8")
+    return go_json(_Struct(cmd=cmd, arg=arg))
+
+
+def _loads(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"{what} is not valid JSON ({exc}): {_preview(data)}", data) from None
+
+
+def _preview(data: bytes, limit: int = 120) -> str:
+    text = repr(bytes(data[:limit]))
+    return text + ("..." if len(data) > limit else "")
+
+
+def decode_command(data: bytes) -> Command:
+    """Parse a control command; raise :class:`ProtocolError` saying what is wrong."""
+    if not data:
+        raise ProtocolError("empty control message: expected a JSON command", data)
+    raw = _loads(data, "control command")
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"control command must be a JSON object, got {type(raw).__name__}", data)
+    cmd, arg = raw.get("cmd"), raw.get("arg")
+    if cmd not in (CMD_START, CMD_STOP):
+        raise ProtocolError(f"invalid command received: {cmd!r} (expected 'start' or 'stop')", data)
+    if not isinstance(arg, str):
+        raise ProtocolError("control command 'arg' must be a JSON string holding the Control", data)
+    ctrl = _loads(arg.encode("utf-8"), "control 'arg'")
+    if not isinstance(ctrl, dict):
+        raise ProtocolError("control 'arg' must hold a JSON object", data)
+    return Command(cmd, _control(ctrl, data))
+
+
+def _control(ctrl: Dict[str, Any], data: bytes) -> Control:
+    name, ptype = ctrl.get("symbolName"), ctrl.get("pluginType")
+    if not isinstance(name, str) or not name:
+        raise ProtocolError("control has no 'symbolName'", data)
+    if ptype not in PLUGIN_TYPES:
+        raise ProtocolError(f"invalid plugin type {ptype!r} (expected source, sink or func)", data)
+    meta = ctrl.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ProtocolError("control 'meta' must be an object", data)
+    inst = meta.get("instanceId", 0)
+    if not isinstance(inst, int) or isinstance(inst, bool):
+        if isinstance(inst, float) and inst.is_integer():
+            inst = int(inst)
+        else:
+            raise ProtocolError(f"control 'meta.instanceId' must be an integer, got {inst!r}", data)
+    rule, op = meta.get("ruleId", ""), meta.get("opId", "")
+    if not isinstance(rule, str) or not isinstance(op, str):
+        raise ProtocolError("control 'meta.ruleId' and 'meta.opId' must be strings", data)
+    config = ctrl.get("config") or {}
+    if not isinstance(config, dict):
+        raise ProtocolError("control 'config' must be an object", data)
+    ds = ctrl.get("dataSource", ctrl.get("datasource", ""))
+    return Control(name, ptype, Meta(rule, op, inst), ds if isinstance(ds, str) else "", config)
+
+
+def error_reply(text: str) -> bytes:
+    """An error reply: never empty and never starting with ``h``, which the host takes for a keepalive."""
+    text = text.strip() or "error"
+    if text[0] == "h":
+        text = "error: " + text
+    return text.encode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- JSON-safe values
+
+
+def json_safe(value: Any) -> Any:
+    """Convert a Python value into something ``json.dumps`` accepts, as Go would decode it.
+
+    datetime/date → RFC 3339 text, Decimal → number, bytes → base64 (Go ``[]byte``),
+    tuples and sets → lists, dataclasses → objects, enums → values, numpy
+    scalars/arrays → numbers/lists, NaN and ±Infinity → null (JSON has none).
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in value]
+    return _json_other(value)
+
+
+def _json_other(value: Any) -> Any:
+    if isinstance(value, _dt.datetime):
+        return value.isoformat() if value.tzinfo else value.isoformat() + "Z"
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist) and type(value).__module__.startswith("numpy"):
+        return json_safe(tolist())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: Any) -> bytes:
+    """Fast path for plain data, safe path for the rest."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError):
+        return json.dumps(json_safe(value), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# ---------------------------------------------------------------- source channel
+
+
+def encode_row(data: Mapping[str, Any], meta: Optional[Mapping[str, Any]] = None) -> bytes:
+    """One source message: ``{"message": {...}, "meta": {...}|null}`` (the host rejects non-objects)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a source row must be a dict, got {type(data).__name__}")
+    return _dumps({"message": data, "meta": meta})
+
+
+def decode_source_message(payload: bytes) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+    """What the host makes of a source message: ``(message or None, meta)``.
+
+    Mirrors ``messageWrapper`` decoding: a non-object payload is a decode
+    error (:class:`ProtocolError`); a missing or null message is an empty row.
+    """
+    raw = _loads(payload, "source message")
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"Invalid data format, cannot decode {payload[:200]!r} to json format", payload)
+    msg, meta = raw.get("message"), raw.get("meta")
+    if msg is not None and not isinstance(msg, dict):
+        raise ProtocolError(f"Invalid data format, cannot decode {payload[:200]!r} to json format", payload)
+    if meta is not None and not isinstance(meta, dict):
+        raise ProtocolError(f"Invalid data format, cannot decode {payload[:200]!r} to json format", payload)
+    return msg, meta or {}
+
+
+# ---------------------------------------------------------------- sink channel
+
+
+def ack_error(message: str) -> bytes:
+    """A failed ack: ``{"error": "..."}`` (the host turns it into an I/O error)."""
+    return _dumps({"error": message or "error"})
+
+
+def decode_ack(payload: bytes) -> Optional[str]:
+    """The host's reading of an ack: ``None`` for success, else the error text."""
+    raw = _loads(payload, "sink ack")
+    if not isinstance(raw, dict):
+        raise ProtocolError("sink ack must be a JSON object", payload)
+    err = raw.get("error") or ""
+    if not isinstance(err, str):
+        raise ProtocolError("sink ack 'error' must be a string", payload)
+    return err or None
+
+
+# ---------------------------------------------------------------- function channel
+
+
+@dataclass(frozen=True)
+class FuncRequest:
+    func: str  # "Validate" | "IsAggregate" | "Exec"
+    arg: Any
+
+
+@dataclass(frozen=True)
+class FuncMeta:
+    rule_id: str
+    op_id: str
+    instance_id: int
+    func_id: int
+
+
+def encode_func_request(func: str, arg: Any) -> bytes:
+    """``runtime.FuncData`` as the Go host marshals it."""
+    return go_json(_Struct(func=func, arg=arg))
+
+
+def decode_func_request(payload: bytes) -> FuncRequest:
+    if not payload:
+        raise ProtocolError("empty function request", payload)
+    raw = _loads(payload, "function request")
+    if not isinstance(raw, dict) or not isinstance(raw.get("func"), str):
+        raise ProtocolError("function request must be an object with a 'func' string", payload)
+    return FuncRequest(raw["func"], raw.get("arg"))
+
+
+def parse_func_meta(text: Any) -> FuncMeta:
+    """The context the host appends to Exec arguments (a JSON string)."""
+    if not isinstance(text, str):
+        raise ProtocolError(f"Exec's last argument must be the context JSON string, got {type(text).__name__}")
+    raw = _loads(text.encode("utf-8"), "function context")
+    if not isinstance(raw, dict):
+        raise ProtocolError("function context must be a JSON object")
+    try:
+        return FuncMeta(str(raw.get("ruleId", "")), str(raw.get("opId", "")), int(raw.get("instanceId", 0)),
+                        int(raw.get("funcId", 0)))
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"function context has a non-integer id: {exc}") from None
+
+
+def encode_func_reply(state: bool, result: Any) -> bytes:
+    """``runtime.FuncReply``: ``{"state": bool, "result": ...}``."""
+    return _dumps({"state": state, "result": result})
+
+
+def decode_func_reply(payload: bytes) -> Tuple[bool, Any]:
+    raw = _loads(payload, "function reply")
+    if not isinstance(raw, dict) or not isinstance(raw.get("state"), bool):
+        raise ProtocolError(f"Failed to unmarshal function result {payload[:200]!r}", payload)
+    return raw["state"], raw.get("result")
+
+
+def split_exec_args(arg: Any) -> Tuple[List[Any], FuncMeta]:
+    """Exec's ``arg``: the call's arguments and the trailing context."""
+    if not isinstance(arg, list) or not arg:
+        raise ProtocolError("Exec 'arg' must be a non-empty array ending with the context")
+    return arg[:-1], parse_func_meta(arg[-1])

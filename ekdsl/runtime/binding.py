@@ -1,0 +1,73 @@
+"""Config and arguments from eKuiper → keyword arguments for the user's callable, via the model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Mapping, Tuple
+
+from ..context import Context
+from ..errors import ConfigError
+from ..model import MISSING, SymbolModel
+from ..protocol import Control
+from ..types import coerce
+
+__all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
+
+# Keys eKuiper adds to every source config (internal/topo/node/conf/source.go, planner_source.go) and the
+# common sink properties (internal/topo/node/props.go, planner_sink.go): tolerated, never passed on.
+EKUIPER_KEYS = {
+    "source": frozenset({
+        "format", "key", "datasource", "schemaId", "delimiter", "retainSize", "strictValidation",
+        "timestamp", "timestampFormat", "colAliasMapping", "payloadFormat", "connectionSelector",
+        "decompression", "bufferLength",
+    }),
+    "sink": frozenset({
+        "requireAck", "sendSingle", "format", "fields", "excludeFields", "dataField", "dataTemplate",
+        "batchSize", "lingerInterval", "bufferLength", "concurrency", "omitIfEmpty", "compression",
+        "encryption", "enableCache", "memoryCacheThreshold", "maxDiskCache", "bufferPageSize",
+        "resendInterval", "cleanCacheAtStop", "resendAlterQueue", "resendPriority", "resendIndicatorField",
+        "resendDestination", "schemaId", "delimiter", "hasHeader", "runAsync", "retryInterval", "retryCount",
+        "connectionSelector", "topic", "batchSendTimeout",
+    }),
+}
+
+
+def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(kwargs for the callable, the config as received)``; raise :class:`ConfigError` on a bad value.
+
+    Keys match the properties by name, then case-insensitively (eKuiper lower-cases yaml keys it
+    does not find in the source json). Missing properties take their defaults.
+    """
+    config = dict(control.config)
+    lower = {str(k).lower(): k for k in config}
+    kwargs: Dict[str, Any] = {}
+    used = set()
+    for p in sym.params:
+        key = p.name if p.name in config else lower.get(p.name.lower())
+        if key is None:
+            if p.required:
+                where = f"sources/{sym.name}.yaml (default section or a confKey)" if sym.kind == "source" \
+                    else "the rule action's properties"
+                raise ConfigError(sym.name, p.name, p.type.describe(), None,
+                                  f"the property is required: set it in {where}")
+            continue
+        used.add(key)
+        kwargs[p.pyname] = coerce(config[key], p.type, symbol=sym.name, name=p.name)
+    if sym.datasource_param is not None:
+        ds = config.get("datasource") or control.data_source or config.get("dataSource") or ""
+        if not ds and sym.datasource is not None and sym.datasource.default is not MISSING:
+            ds = sym.datasource.default
+        kwargs[sym.datasource_param] = ds
+    known = EKUIPER_KEYS.get(sym.kind, frozenset())
+    unknown = sorted(str(k) for k in config if k not in used and k not in known and k != "dataSource")
+    if unknown:
+        names = ", ".join(p.name for p in sym.params) or "(none)"
+        log.warning("ignoring unknown properties %s; known: %s", ", ".join(unknown), names)
+    return kwargs, config
+
+
+def make_context(plugin: str, sym: SymbolModel, control: Control, config: Mapping[str, Any],
+                 logger: logging.Logger) -> Context:
+    meta = control.meta
+    return Context(plugin=plugin, symbol=sym.name, rule_id=meta.rule_id, op_id=meta.op_id,
+                   instance_id=meta.instance_id, config=dict(config), logger=logger)

@@ -1,0 +1,185 @@
+"""SQL functions: one REQ socket per function, answering Validate, IsAggregate and Exec."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any, Dict, Optional
+
+from ..context import Context
+from ..errors import ConfigError, EkdslError, ProtocolError, TransportError
+from ..model import MISSING, SymbolModel
+from ..protocol import (
+    HANDSHAKE,
+    decode_func_request,
+    encode_func_reply,
+    parse_func_meta,
+)
+from ..transport import BadState, Closed, Socket, Timeout
+from ..types import coerce
+
+__all__ = ["FunctionHandler", "FunctionService"]
+
+KEEPALIVE = 5.0  # seconds without a request before re-sending the handshake (as eKuiper's SDKs do)
+RECV_SLICE = 1.0
+
+
+class FunctionHandler:
+    """Pure request → reply logic for one function (no sockets)."""
+
+    def __init__(self, plugin: str, sym: SymbolModel, logger: logging.Logger) -> None:
+        self.plugin, self.sym, self.log = plugin, sym, logger
+        self.calls = 0
+        self._contexts: Dict[str, Context] = {}
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def handle(self, payload: bytes) -> bytes:
+        """Answer one request; never raises."""
+        try:
+            req = decode_func_request(payload)
+            if req.func == "Exec":
+                return self._exec(req.arg)
+            if req.func == "Validate":
+                return self._validate(req.arg)
+            if req.func == "IsAggregate":
+                return encode_func_reply(True, self.sym.aggregate)
+            return encode_func_reply(False, f"invalid func {req.func!r}: expected Validate, IsAggregate or Exec")
+        except EkdslError as exc:
+            return encode_func_reply(False, str(exc))
+        except Exception as exc:
+            self.log.exception("function %s failed", self.sym.name)
+            return encode_func_reply(False, f"{type(exc).__name__}: {exc}")
+
+    def _arity_error(self, n: int) -> Optional[str]:
+        low, high = self.sym.arity
+        if n < low or (high is not None and n > high):
+            if high is None:
+                want = f"at least {low}"
+            elif low == high:
+                want = str(low)
+            else:
+                want = f"{low} to {high}"
+            return f"{self.sym.name}() takes {want} argument{'s' if want != '1' else ''}, got {n}"
+        return None
+
+    def _validate(self, arg: Any) -> bytes:
+        nodes = arg if isinstance(arg, list) else []
+        err = self._arity_error(len(nodes))
+        if err:
+            return encode_func_reply(False, err)
+        if not self.sym.aggregate:
+            for i, node in enumerate(nodes):
+                if isinstance(node, dict) and set(node) == {"Val"}:  # a literal in the SQL
+                    p = self._param(i)
+                    try:
+                        coerce(node["Val"], p.type, symbol=self.sym.name, name=p.name, b64=True)
+                    except ConfigError as exc:
+                        return encode_func_reply(False, str(exc).replace("property", "argument", 1))
+        return encode_func_reply(True, "")
+
+    def _param(self, i: int) -> Any:
+        params = self.sym.params
+        return params[i] if i < len(params) else params[-1]
+
+    def _exec(self, arg: Any) -> bytes:
+        if not isinstance(arg, list) or not arg:
+            raise ProtocolError("Exec 'arg' must be a non-empty array ending with the context")
+        *raw, ctx_text = arg
+        err = self._arity_error(len(raw))
+        if err:
+            return encode_func_reply(False, err)
+        args = [self._arg(i, v) for i, v in enumerate(raw)]
+        kwargs: Dict[str, Any] = {}
+        if self.sym.context_param:
+            kwargs[self.sym.context_param] = self._context(ctx_text)
+        result = self.sym.func(*args, **kwargs)
+        if self.sym.is_async:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+            result = self._loop.run_until_complete(result)
+        self.calls += 1
+        return encode_func_reply(True, result)
+
+    def _arg(self, i: int, value: Any) -> Any:
+        p = self._param(i)
+        if value is None and p.default is not MISSING:
+            return p.default
+        return coerce(value, p.type, symbol=self.sym.name, name=p.name, b64=True)
+
+    def _context(self, text: Any) -> Context:
+        key = text if isinstance(text, str) else repr(text)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            meta = parse_func_meta(text)
+            if len(self._contexts) >= 1024:
+                self._contexts.clear()
+            ctx = Context(plugin=self.plugin, symbol=self.sym.name, rule_id=meta.rule_id, op_id=meta.op_id,
+                          instance_id=meta.instance_id, func_id=meta.func_id, logger=self.log)
+            self._contexts[key] = ctx
+        return ctx
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+
+
+class FunctionService:
+    """The socket loop of one function: dial, handshake, answer requests, keep alive."""
+
+    def __init__(self, handler: FunctionHandler, sock: Socket, log: logging.Logger) -> None:
+        self.handler, self.sock, self.log = handler, sock, log
+        self.sock.recv_timeout = RECV_SLICE
+        self.sock.send_timeout = 1.0
+        self._stop = threading.Event()
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"function:{handler.sym.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, wait: float = 2.0) -> None:
+        self._stop.set()
+        self.done.wait(wait)
+
+    def _send(self, data: bytes) -> bool:
+        while not self._stop.is_set():
+            try:
+                self.sock.send(data)
+                return True
+            except Timeout:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except Closed:
+            pass
+        except TransportError:
+            self.log.exception("function channel failed")
+        finally:
+            self.sock.close()
+            self.handler.close()
+            self.done.set()
+
+    def _serve(self) -> None:
+        if not self._send(HANDSHAKE):
+            return
+        last = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                request = self.sock.recv()
+            except Timeout:
+                if time.monotonic() - last >= KEEPALIVE:
+                    self._send(HANDSHAKE)
+                    last = time.monotonic()
+                continue
+            except BadState:
+                self._send(HANDSHAKE)
+                last = time.monotonic()
+                continue
+            self._send(self.handler.handle(request))
+            last = time.monotonic()
+

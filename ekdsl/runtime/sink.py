@@ -1,0 +1,186 @@
+"""A running sink instance: payloads from eKuiper delivered to the user's callable, acked in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any, Dict, Iterator, List, Optional
+
+from ..context import Context
+from ..errors import ConfigError
+from ..model import SymbolModel, TypeInfo
+from ..protocol import ACK_OK, ack_error
+from ..transport import Closed, Socket, Timeout
+from ..types import coerce
+
+__all__ = ["SinkRunner", "shape_items"]
+
+RECV_SLICE = 0.2  # seconds per receive; a stop is seen within this
+
+
+def _json(payload: bytes) -> Any:
+    return json.loads(payload)
+
+
+def _rows(value: Any) -> Iterator[Any]:
+    """Rows of any eKuiper framing: an object, an event array, or a batch of either."""
+    if isinstance(value, list):
+        for v in value:
+            yield from _rows(v)
+    else:
+        yield value
+
+
+def shape_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
+    """The items a sink's data parameter receives for one payload, per its annotation.
+
+    ``bytes``: the payload; ``str``: its text; ``Any``: the decoded JSON (or the text,
+    if it is not JSON); a dict or object type: one item per row; a ``list``: one item
+    per event (a batch of events gives several).
+    """
+    kind = t.kind if t is not None else "any"
+    if kind == "bytes":
+        return [payload]
+    if kind == "str":
+        return [payload.decode("utf-8", "replace")]
+    if kind == "any":
+        try:
+            return [_json(payload)]
+        except ValueError:
+            return [payload.decode("utf-8", "replace")]
+    try:
+        value = _json(payload)
+    except ValueError:
+        raise ConfigError(symbol, "data", t.describe() if t else "JSON", payload[:80],
+                          "the payload is not JSON; annotate the data parameter as bytes or str") from None
+    assert t is not None
+    if kind == "list":
+        if isinstance(value, dict):
+            events: List[Any] = [[value]]
+        elif isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            events = value
+        else:
+            events = [value]
+        return [coerce(e, t, symbol=symbol, name="data") for e in events]
+    return [coerce(r, t, symbol=symbol, name="data") for r in _rows(value)]
+
+
+class SinkRunner:
+    """Listens for payloads; calls the sink per item; sends one ack per payload when ``requireAck``."""
+
+    def __init__(self, sym: SymbolModel, kwargs: Dict[str, Any], ctx: Context, data: Socket, ack: Socket,
+                 require_ack: bool, log: logging.Logger) -> None:
+        self.sym, self.kwargs, self.ctx, self.log = sym, kwargs, ctx, log
+        self.data, self.ack, self.require_ack = data, ack, require_ack
+        self.data.recv_timeout = RECV_SLICE
+        self.ack.send_timeout = 1.0
+        self.received = 0
+        self.failed = 0
+        self.done = threading.Event()
+        self._gen: Any = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread = threading.Thread(target=self._run, name=f"sink:{sym.name}:{ctx.key}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, wait: float = 1.0) -> bool:
+        self.ctx.stop_event.set()
+        finished = self.done.wait(wait)
+        if not finished:
+            self.log.warning("sink is still busy %.1fs after stop; it will be closed when its call returns", wait)
+        return finished
+
+    # ---- worker thread
+
+    def _run(self) -> None:
+        try:
+            if self.sym.is_async:
+                self._loop = asyncio.new_event_loop()
+            if self.sym.is_generator:
+                self._open_generator()
+            while not self.ctx.stopped:
+                try:
+                    payload = self.data.recv()
+                except Timeout:
+                    continue
+                except Closed:
+                    break
+                self._deliver(payload)
+        except Exception:
+            self.log.exception("sink stopped by an unexpected error")
+        finally:
+            self._close_generator()
+            if self._loop is not None:
+                self._loop.close()
+            self.data.close()
+            self.ack.close()
+            self.done.set()
+
+    def _deliver(self, payload: bytes) -> None:
+        self.received += 1
+        error = ""
+        try:
+            for item in shape_items(payload, self.sym.data_type, self.sym.name):
+                self._call(item)
+        except Exception as exc:
+            self.failed += 1
+            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigError) else str(exc)
+            self.log.exception("sink failed on message %d", self.received)
+        if self.require_ack:
+            try:
+                self.ack.send(ack_error(error) if error else ACK_OK)
+            except Exception:
+                self.log.exception("could not send the ack for message %d", self.received)
+
+    def _await(self, value: Any) -> Any:
+        if self._loop is not None and asyncio.iscoroutine(value):
+            return self._loop.run_until_complete(value)
+        return value
+
+    def _call(self, item: Any) -> None:
+        if self.sym.is_generator:
+            if self._gen is None:
+                self._open_generator(raise_errors=True)
+            try:
+                if self.sym.is_async:
+                    self._await(self._gen.asend(item))
+                else:
+                    self._gen.send(item)
+            except (StopIteration, StopAsyncIteration):
+                self._gen = None
+                self.log.warning("sink generator returned; it will be started again for the next message")
+            except BaseException:
+                self._gen = None  # a generator that raised is finished: set it up again next time
+                raise
+            return
+        kwargs = dict(self.kwargs)
+        kwargs[self.sym.data_param or "data"] = item
+        if self.sym.context_param:
+            kwargs[self.sym.context_param] = self.ctx
+        self._await(self.sym.func(**kwargs))
+
+    def _open_generator(self, raise_errors: bool = False) -> None:
+        kwargs = dict(self.kwargs)
+        if self.sym.context_param:
+            kwargs[self.sym.context_param] = self.ctx
+        try:
+            gen = self.sym.func(**kwargs)
+            self._await(gen.asend(None) if self.sym.is_async else gen.send(None))
+            self._gen = gen
+        except Exception:
+            self._gen = None
+            if raise_errors:
+                raise
+            self.log.exception("sink setup failed; it will be tried again on the next message")
+
+    def _close_generator(self) -> None:
+        gen, self._gen = self._gen, None
+        if gen is None:
+            return
+        try:
+            self._await(gen.aclose()) if self.sym.is_async else gen.close()
+        except Exception:
+            self.log.exception("sink teardown failed")

@@ -1,0 +1,145 @@
+"""A running source instance: the user's generator on its own thread, rows pushed to eKuiper."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any, Dict, Mapping, Optional
+
+from ..context import Context, Row, Stopped
+from ..model import SymbolModel
+from ..protocol import encode_row
+from ..transport import Socket, Timeout
+
+__all__ = ["SourceRunner"]
+
+SEND_SLICE = 0.2  # seconds per send attempt; a stalled host gets retries, a stop is seen within this
+
+
+class SourceRunner:
+    """Drives one generator; ``stop()`` closes it (its ``finally`` runs) within a bounded time."""
+
+    def __init__(self, sym: SymbolModel, kwargs: Dict[str, Any], ctx: Context, sock: Socket,
+                 log: logging.Logger) -> None:
+        self.sym, self.kwargs, self.ctx, self.sock, self.log = sym, kwargs, ctx, sock, log
+        self.sock.send_timeout = SEND_SLICE
+        self.rows = 0
+        self.done = threading.Event()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._task: Optional[asyncio.Future[Any]] = None
+        self._thread = threading.Thread(target=self._run, name=f"source:{sym.name}:{ctx.key}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, wait: float = 1.0) -> bool:
+        """Ask the generator to finish; return True if it did within ``wait`` seconds."""
+        self.ctx.stop_event.set()
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop has already finished
+                pass
+        finished = self.done.wait(wait)
+        if not finished:
+            self.log.warning("source is still busy %.1fs after stop; it will be closed when it next yields", wait)
+        return finished
+
+    def _call(self) -> Any:
+        kwargs = dict(self.kwargs)
+        if self.sym.context_param:
+            kwargs[self.sym.context_param] = self.ctx
+        return self.sym.func(**kwargs)
+
+    def _run(self) -> None:
+        try:
+            if self.sym.is_async:
+                asyncio.run(self._arun())
+            else:
+                self._sync()
+            if not self.ctx.stopped:
+                self.log.info("source finished after %d rows", self.rows)
+        except (Stopped, asyncio.CancelledError):
+            pass
+        except Exception as exc:
+            self.log.exception("source failed after %d rows", self.rows)
+            self._surface(f"source '{self.sym.name}' failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.sock.close()
+            self.done.set()
+
+    def _sync(self) -> None:
+        it = iter(self._call())
+        try:
+            for item in it:
+                if self.ctx.stopped:
+                    break
+                self._emit(item)
+                if self.ctx.stopped:
+                    break
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    async def _arun(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.ensure_future(self._consume())
+        if self.ctx.stopped:
+            self._task.cancel()
+        await self._task
+
+    async def _consume(self) -> None:
+        agen = self._call()
+        try:
+            async for item in agen:
+                if self.ctx.stopped:
+                    break
+                self._emit(item)
+        finally:
+            aclose = getattr(agen, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _emit(self, item: Any) -> None:
+        if isinstance(item, Row):
+            self._send(encode_row(item.data, item.meta))
+        elif isinstance(item, Mapping):
+            self._send(encode_row(item))
+        elif isinstance(item, (list, tuple)):
+            for sub in item:
+                self._emit(sub)
+        elif item is None:
+            return
+        else:
+            msg = (f"source '{self.sym.name}' yielded a {type(item).__name__}: yield a dict, a list of dicts, "
+                   "or Row(dict, meta=...)")
+            self.log.error("%s", msg)
+            self._surface(msg)
+            return
+        self.rows += 1
+
+    def _send(self, payload: bytes) -> None:
+        stalled = False
+        while True:
+            try:
+                self.sock.send(payload)
+                if stalled:
+                    self.log.info("eKuiper reads rows again")
+                return
+            except Timeout:
+                if self.ctx.stopped:
+                    raise Stopped() from None
+                if not stalled:
+                    self.log.warning("eKuiper is not reading rows; holding the source until it does")
+                    stalled = True
+
+    def _surface(self, message: str) -> None:
+        """Tell eKuiper: a JSON string is what its source reader reports as a decode error on the rule."""
+        try:
+            self.sock.send(json.dumps(message).encode("utf-8"))
+        except Exception:  # the host is gone or not reading: the log line is all we can do
+            pass
