@@ -16,7 +16,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .errors import ProtocolError, TransportError
 
@@ -388,14 +388,12 @@ def encode_func_reply(state: bool, result: Any) -> bytes:
 
 
 def decode_func_reply(payload: bytes) -> Tuple[bool, Any]:
-    raw = _loads(payload, "function reply")
+    """The host's reading of a ``FuncReply`` (its error text when it cannot)."""
+    try:
+        raw = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raw = None
     if not isinstance(raw, dict) or not isinstance(raw.get("state"), bool):
         raise ProtocolError(f"Failed to unmarshal function result {payload[:200]!r}", payload)
     return raw["state"], raw.get("result")
 
-
-def split_exec_args(arg: Any) -> Tuple[List[Any], FuncMeta]:
-    """Exec's ``arg``: the call's arguments and the trailing context."""
-    if not isinstance(arg, list) or not arg:
-        raise ProtocolError("Exec 'arg' must be a non-empty array ending with the context")
-    return arg[:-1], parse_func_meta(arg[-1])

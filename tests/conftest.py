@@ -33,3 +33,74 @@ def make_module(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     yield make
     for name in created:
         sys.modules.pop(name, None)
+
+
+LAB = Path(__file__).resolve().parent / "plugins" / "lab.py"
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> object:
+    """Poll ``predicate`` until it is truthy or ``timeout`` passes; return its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def lines(path: Path) -> list:
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """Export a plugin once per session; return its package folder."""
+    from ekdsl import load_target
+    from ekdsl.package import export
+
+    cache: dict = {}
+
+    def get(target: Path) -> Path:
+        if target not in cache:
+            out = tmp_path_factory.mktemp("export")
+            model = load_target(str(target)).model()
+            cache[target] = Path(export(model, str(out)).directory)
+        return cache[target]
+
+    return get
+
+
+@pytest.fixture
+def sockdir() -> Iterator[str]:
+    """A short, private socket directory (Unix socket paths are limited to 107 bytes)."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="ek", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def host(exported: Callable[[Path], Path], sockdir: str) -> Iterator[Callable[..., object]]:
+    """Start a Host for an example plugin, launched as eKuiper launches it; everything is killed after."""
+    from ekdsl.host import Host
+
+    hosts: list = []
+
+    def start(target: Path = LAB, **kwargs: object) -> Host:
+        pkg = exported(target)
+        h = Host(pkg.name, str(pkg / "main.py"), socket_dir=sockdir, init_timeout=30, **kwargs)
+        hosts.append(h)
+        h.start()
+        return h
+
+    yield start
+    for h in hosts:
+        h.close()

@@ -61,7 +61,8 @@ class FunctionHandler:
                 want = str(low)
             else:
                 want = f"{low} to {high}"
-            return f"{self.sym.name}() takes {want} argument{'s' if want != '1' else ''}, got {n}"
+            plural = "" if (high if high is not None else low) == 1 else "s"
+            return f"{self.sym.name}() takes {want} argument{plural}, got {n}"
         return None
 
     def _validate(self, arg: Any) -> bytes:

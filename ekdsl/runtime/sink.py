@@ -17,7 +17,7 @@ from ..types import coerce
 
 __all__ = ["SinkRunner", "shape_items"]
 
-RECV_SLICE = 0.2  # seconds per receive; a stop is seen within this
+RECV_SLICE = 0.05  # seconds per receive; a stop is seen within this
 
 
 def _json(payload: bytes) -> Any:
@@ -125,9 +125,13 @@ class SinkRunner:
         try:
             for item in shape_items(payload, self.sym.data_type, self.sym.name):
                 self._call(item)
+        except ConfigError as exc:
+            self.failed += 1
+            error = str(exc)
+            self.log.error("message %d does not fit the sink: %s", self.received, exc)
         except Exception as exc:
             self.failed += 1
-            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigError) else str(exc)
+            error = f"{type(exc).__name__}: {exc}"
             self.log.exception("sink failed on message %d", self.received)
         if self.require_ack:
             try:

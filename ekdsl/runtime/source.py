@@ -15,7 +15,7 @@ from ..transport import Socket, Timeout
 
 __all__ = ["SourceRunner"]
 
-SEND_SLICE = 0.2  # seconds per send attempt; a stalled host gets retries, a stop is seen within this
+SEND_SLICE = 0.05  # seconds per send attempt; a stalled host gets retries, a stop is seen within this
 
 
 class SourceRunner:

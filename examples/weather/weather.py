@@ -138,12 +138,12 @@ def c_to_f(celsius: float) -> float:
 
 
 @plugin.function(aggregate=True, example="spread(value)")
-def spread(values: list[float]) -> float:
+def spread(values: list[Optional[float]]) -> float:
     """Difference between the largest and the smallest value of a group.
 
     Parameters
     ----------
-    values : list of float
+    values : list of float or None
         The group's values.
 
     Returns

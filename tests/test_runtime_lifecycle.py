@@ -1,0 +1,149 @@
+"""The plugin process as a whole: launch, control channel, signals, parent death, leaks, logs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ekdsl.host import LAUNCH_ARG, PluginProcess
+from ekdsl.protocol import Control, Meta, encode_command
+
+from .conftest import LAB, lines, wait_for
+
+
+def counts(pid: int) -> tuple[int, int]:
+    """(threads, open file descriptors incl. sockets) of a process."""
+    return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return any(line.startswith("State:") and "Z" in line for line in fh)
+    except FileNotFoundError:
+        return True
+
+
+def test_launched_as_ekuiper_launches_it(host, exported):
+    h = host()
+    pkg = exported(LAB)
+    assert h.process.argv == [sys.executable, "-u", str(pkg / "main.py"), LAUNCH_ARG]
+    assert Path(os.readlink(f"/proc/{h.process.pid}/cwd")) == pkg
+    assert h.handshake_ms > 0
+    assert wait_for(lambda: "INFO [lab] plugin lab 0.0.1 serving" in h.process.output)
+
+
+def test_log_lines_name_plugin_symbol_and_rule(host):
+    h = host()
+    src = h.start_source("ticker", {"interval": 0.001}, rule="r9", op="s9", instance=2)
+    src.rows(1)
+    h.stop_source(src)
+    assert wait_for(lambda: "INFO [lab source ticker rule=r9 op=s9 instance=2] stopped" in h.process.output)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reply"),
+    [
+        (b"", "empty control message: expected a JSON command"),
+        (b"garbage", "control command is not valid JSON"),
+        (encode_command("start", Control("x", "lookup", Meta("r", "o"))), "invalid plugin type 'lookup'"),
+        (b'{"cmd":"pause","arg":"{}"}', "invalid command received: 'pause'"),
+        (encode_command("start", Control("nope", "sink", Meta("r", "o"))), "symbol not found: sink 'nope'"),
+        (encode_command("stop", Control("nope", "sink", Meta("r", "o"))), "ok"),
+    ],
+)
+def test_malformed_or_unknown_commands_are_answered(host, payload, reply):
+    h = host()
+    answer = h.control.exchange(payload, timeout=5).decode()
+    assert answer.startswith(reply)
+    assert answer[:1] != "h"
+    src = h.start_source("ticker", {"interval": 0.001})  # the process is still fine
+    assert src.rows(1)
+
+
+def test_keepalive_on_an_idle_control_channel(host):
+    h = host()
+    time.sleep(6.5)  # deliberately idle past the 5 s keepalive; nothing to wait for
+    src = h.start_source("ticker", {"interval": 0.001})
+    assert src.rows(1)
+    assert h.control.stale >= 1  # the queued keepalive was answered with the command again
+
+
+def test_sigterm_runs_teardown_and_exits_0(host, tmp_path):
+    h = host()
+    out = tmp_path / "gen.jsonl"
+    marker = tmp_path / "closed"
+    snk = h.start_sink("gen_sink", {"path": str(out), "requireAck": True})
+    snk.send(b'{"a":1}')
+    src = h.start_source("ticker", {"interval": 10, "marker": str(marker)})
+    src.rows(1)
+    h.process.signal(signal.SIGTERM)
+    assert h.process.wait(5) == 0
+    assert lines(out) == ["open", {"a": 1}, "close"]
+    assert marker.exists()
+
+
+def test_exits_when_ekuiper_dies(exported, sockdir, tmp_path):
+    pkg = exported(LAB)
+    script = tmp_path / "fake_ekuiper.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        from ekdsl.host import Host
+        h = Host("lab", {str(pkg / "main.py")!r}, socket_dir={sockdir!r})
+        h.start()
+        print(h.process.pid, flush=True)
+        time.sleep(120)
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        assert not gone(pid)
+        parent.kill()  # SIGKILL: no chance to clean up
+        parent.wait(5)
+        t0 = time.monotonic()
+        assert wait_for(lambda: gone(pid), timeout=5.0)
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        parent.kill()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, UnboundLocalError):
+            pass
+
+
+def test_control_socket_missing_exits_1(exported, sockdir):
+    pkg = exported(LAB)
+    proc = PluginProcess(str(pkg / "main.py"), env={**os.environ, "EKDSL_SOCKET_DIR": sockdir})
+    try:
+        assert proc.wait(15) == 1
+        assert "cannot reach eKuiper's control socket" in proc.output
+    finally:
+        proc.kill()
+
+
+def test_start_stop_cycles_leave_no_trace(host, tmp_path):
+    h = host()
+    pid = h.process.pid
+    out = tmp_path / "rows.jsonl"
+
+    def cycle() -> None:
+        src = h.start_source("ticker", {"interval": 0.001})
+        snk = h.start_sink("collect", {"path": str(out), "requireAck": True})
+        src.rows(1)
+        snk.send(b'{"i":1}')
+        h.stop_source(src)
+        h.stop_sink(snk)
+
+    cycle()
+    before = counts(pid)
+    for _ in range(200):
+        cycle()
+    assert wait_for(lambda: counts(pid) == before, timeout=3.0), (before, counts(pid))
+    assert len(lines(out)) == 201

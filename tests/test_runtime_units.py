@@ -1,0 +1,112 @@
+"""Runtime pieces without sockets: sink framings, config binding, function replies, control dispatch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TypedDict
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ekdsl import ConfigError, Plugin
+from ekdsl.introspect import type_info
+from ekdsl.protocol import Control, Meta, encode_command, encode_func_request
+from ekdsl.runtime.binding import bind_config
+from ekdsl.runtime.function import FunctionHandler
+from ekdsl.runtime.server import PluginServer
+from ekdsl.runtime.sink import shape_items
+
+LOG = logging.getLogger("test")
+
+
+class Reading(TypedDict):
+    t: float
+
+
+def test_shape_items_framings():
+    rows = [{"t": 1}, {"t": 2}]
+    event = json.dumps(rows).encode()
+    batch = json.dumps([rows[:1], rows[1:]]).encode()
+    assert shape_items(event, type_info(dict), "s") == rows
+    assert shape_items(batch, type_info(dict), "s") == rows
+    assert shape_items(b'{"t":1}', type_info(Reading), "s") == [{"t": 1.0}]
+    assert shape_items(event, type_info(list[dict]), "s") == [rows]
+    assert shape_items(batch, type_info(list[dict]), "s") == [rows[:1], rows[1:]]
+    assert shape_items(b'{"t":1}', type_info(list[dict]), "s") == [[{"t": 1}]]
+    assert shape_items(b"[]", type_info(list[dict]), "s") == [[]]
+    assert shape_items(b"[]", type_info(dict), "s") == []
+    assert shape_items(b"x", type_info(bytes), "s") == [b"x"]
+    assert shape_items(b"x", None, "s") == ["x"]
+    with pytest.raises(ConfigError, match="property 'data.t' expects float"):
+        shape_items(b'{"t":"hot"}', type_info(Reading), "s")
+
+
+@given(st.binary(max_size=200))
+def test_shape_items_only_raises_config_error(payload):
+    for ann in (dict, list[dict], Any, str, bytes, Reading):
+        try:
+            shape_items(payload, type_info(ann), "s")
+        except ConfigError:
+            pass
+
+
+def _plugin() -> Plugin:
+    p = Plugin("unit")
+
+    @p.source
+    def src(datasource: str = "dflt", rate: int = 1, deviceName: str = ""):
+        yield {}
+
+    @p.function
+    def inc(x: int) -> int:
+        return x + 1
+
+    @p.function
+    def boom(x: Any) -> Any:
+        raise ValueError("nope")
+
+    return p
+
+
+def test_bind_config():
+    sym = _plugin().model().get("source", "src")
+    ctrl = Control("src", "source", Meta("r", "o"), config={"rate": "5", "devicename": "d1", "datasource": "",
+                                                             "format": "json", "retainSize": 0})
+    kwargs, _ = bind_config(sym, ctrl, LOG)
+    assert kwargs == {"rate": 5, "deviceName": "d1", "datasource": "dflt"}
+    ctrl = Control("src", "source", Meta("r", "o"), config={"datasource": "topic"})
+    assert bind_config(sym, ctrl, LOG)[0]["datasource"] == "topic"
+    with pytest.raises(ConfigError, match="property 'rate' expects int, got 'x'"):
+        bind_config(sym, Control("src", "source", Meta(), config={"rate": "x"}), LOG)
+
+
+def test_function_handler_is_total():
+    model = _plugin().model()
+    inc = FunctionHandler("unit", model.get("function", "inc"), LOG)
+    boom = FunctionHandler("unit", model.get("function", "boom"), LOG)
+    ctx = '{"ruleId":"r","opId":"o","instanceId":0,"funcId":0}'
+    assert inc.handle(encode_func_request("Exec", [1, ctx])) == b'{"state":true,"result":2}'
+    assert boom.handle(encode_func_request("Exec", [1, ctx])) == b'{"state":false,"result":"ValueError: nope"}'
+    assert json.loads(inc.handle(b"\x00garbage"))["state"] is False
+    assert json.loads(inc.handle(b""))["result"] == "empty function request"
+
+
+@given(st.binary(max_size=300))
+def test_function_handler_never_raises(payload):
+    handler = FunctionHandler("unit", _plugin().model().get("function", "inc"), LOG)
+    reply = json.loads(handler.handle(payload))
+    assert isinstance(reply["state"], bool)
+
+
+@given(st.binary(max_size=300))
+def test_control_dispatch_never_raises(payload):
+    server = PluginServer(_plugin().model(), LOG, socket_dir="/nonexistent-ekdsl")
+    reply = server.handle(payload)
+    assert reply and reply[:1] != b"h"
+
+
+def test_control_stop_unknown_is_ok():
+    server = PluginServer(_plugin().model(), LOG)
+    assert server.handle(encode_command("stop", Control("src", "source", Meta("r", "o")))) == b"ok"
