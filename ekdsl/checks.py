@@ -38,6 +38,7 @@ class Entry:
 class Finding:
     level: str  # "error" | "warning"
     message: str
+    lint: bool = False  # False: eKuiper's installer refuses the package; True: it installs, but misbehaves
 
     def __str__(self) -> str:
         return f"{self.level}: {self.message}"
@@ -55,11 +56,16 @@ class Report:
     def ok(self) -> bool:
         return not any(f.level == "error" for f in self.findings)
 
-    def error(self, message: str) -> None:
-        self.findings.append(Finding("error", message))
+    @property
+    def installable(self) -> bool:
+        """True if eKuiper's installer would accept the package (lint findings aside)."""
+        return not any(f.level == "error" and not f.lint for f in self.findings)
+
+    def error(self, message: str, lint: bool = False) -> None:
+        self.findings.append(Finding("error", message, lint))
 
     def warn(self, message: str) -> None:
-        self.findings.append(Finding("warning", message))
+        self.findings.append(Finding("warning", message, True))
 
 
 def _zip_mode(info: zipfile.ZipInfo) -> int:
@@ -216,7 +222,7 @@ def _load_json(entries: Dict[str, Entry], path: str, report: Report) -> Optional
     try:
         return json.loads(entries[path].data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        report.error(f"{path}: invalid JSON ({exc})")
+        report.error(f"{path}: invalid JSON ({exc})", lint=True)
         return None
 
 
@@ -229,16 +235,18 @@ def _lint_metadata(entries: List[Entry], meta: Dict[str, Any], report: Report) -
         data = _load_json(by_name, path, report) if path in by_name else None
         if isinstance(data, dict):
             if "about" not in data:
-                report.error(f"not found about of {path}")
+                report.error(f"not found about of {path}", lint=True)
             if not isinstance(data.get("properties", []), list):
-                report.error(f"{path}: 'properties' must be a list for a sink (eKuiper fails to read the file)")
+                report.error(f"{path}: 'properties' must be a list for a sink (eKuiper fails to read the file)",
+                             lint=True)
     for fn in meta["functions"]:
         path = f"functions/{fn}.json"
         data = _load_json(by_name, path, report) if path in by_name else None
         if isinstance(data, dict):
             names = [f.get("name") for f in data.get("functions", []) if isinstance(f, dict)]
             if fn not in names:
-                report.error(f"{path} describes {names or 'no function'}, not '{fn}' from the plugin json")
+                report.error(f"{path} describes {names or 'no function'}, not '{fn}' from the plugin json",
+                             lint=True)
     declared = {f"sources/{s}" for s in meta["sources"]} | {f"sinks/{s}" for s in meta["sinks"]} | {
         f"functions/{s}" for s in meta["functions"]}
     for path in sorted(by_name):
@@ -255,12 +263,12 @@ def _lint_source(by_name: Dict[str, Entry], src: str, report: Report) -> None:
     if not isinstance(data, dict):
         return
     if "about" not in data:
-        report.error(f"not found about of {jpath}")
+        report.error(f"not found about of {jpath}", lint=True)
     props = data.get("properties")
     if not isinstance(props, dict):
         why = "json map does not have properties value" if props is None else "failed to cast to list of properties"
         report.error(f"{jpath}: 'properties' must be a map like {{\"default\": [...]}}; eKuiper fails with "
-                     f"'{why}' and silently ignores {ypath}")
+                     f"'{why}' and silently ignores {ypath}", lint=True)
         return
     names = set(_names(props))
     for section, values in (yaml_data or {}).items():
@@ -293,11 +301,11 @@ def _yaml(by_name: Dict[str, Entry], path: str, report: Report) -> Optional[Dict
     try:
         data = yaml.safe_load(by_name[path].data.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        report.error(f"{path}: invalid YAML ({exc})")
+        report.error(f"{path}: invalid YAML ({exc})", lint=True)
         return None
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
-        report.error(f"{path}: expected confKey sections such as 'default:' mapping to properties")
+        report.error(f"{path}: expected confKey sections such as 'default:' mapping to properties", lint=True)
         return None
     return data

@@ -57,6 +57,12 @@ def _run(args: argparse.Namespace) -> int:
     return run_main(args.target, args.argv)
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from .host.dev import run as run_dev
+
+    return run_dev(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
@@ -81,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="module, module:attr, or path to a .py file")
     p.add_argument("argv", nargs="*", help='the argument eKuiper passes, e.g. \'{"sendTimeout":1000}\'')
     p.set_defaults(handler=_run)
+
+    from .host.dev import add_arguments
+
+    p = sub.add_parser("dev", help="run a plugin against the eKuiper emulator: a tour, or one symbol")
+    add_arguments(p)
+    p.set_defaults(handler=_dev)
     return parser
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "encode_func_request",
     "encode_row",
     "error_reply",
+    "func_context",
     "func_url",
     "go_json",
     "json_safe",
@@ -352,6 +353,11 @@ class FuncMeta:
     op_id: str
     instance_id: int
     func_id: int
+
+
+def func_context(rule_id: str, op_id: str, instance_id: int = 0, func_id: int = 0) -> str:
+    """The context string the host appends to Exec arguments (``FuncMeta`` as Go marshals it)."""
+    return go_json(_Struct(ruleId=rule_id, opId=op_id, instanceId=instance_id, funcId=func_id)).decode("utf-8")
 
 
 def encode_func_request(func: str, arg: Any) -> bytes:

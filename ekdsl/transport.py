@@ -55,7 +55,8 @@ class Socket:
     @recv_timeout.setter
     def recv_timeout(self, seconds: Optional[float]) -> None:
         if seconds != self._recv_timeout:
-            self._sock.recv_timeout = _ms(seconds)
+            if self._sock is not None:
+                self._sock.recv_timeout = _ms(seconds)
             self._recv_timeout = seconds
 
     @property
@@ -65,7 +66,8 @@ class Socket:
     @send_timeout.setter
     def send_timeout(self, seconds: Optional[float]) -> None:
         if seconds != self._send_timeout:
-            self._sock.send_timeout = _ms(seconds)
+            if self._sock is not None:
+                self._sock.send_timeout = _ms(seconds)
             self._send_timeout = seconds
 
     def send(self, data: bytes) -> None:

@@ -104,3 +104,22 @@ def host(exported: Callable[[Path], Path], sockdir: str) -> Iterator[Callable[..
     yield start
     for h in hosts:
         h.close()
+
+
+SDK_PYSAM = Path(__file__).resolve().parent / "sdk_plugins" / "pysam"
+
+
+@pytest.fixture(scope="session")
+def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Python with the official SDK (PyPI ekuiper 2.4.2, which pins pynng==0.8.1) in its own venv."""
+    import subprocess
+    import venv
+
+    path = tmp_path_factory.mktemp("sdk-venv")
+    venv.EnvBuilder(with_pip=True).create(path)
+    python = str(path / "bin" / "python")
+    proc = subprocess.run([python, "-m", "pip", "install", "-q", "ekuiper==2.4.2"], capture_output=True,
+                          text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"cannot install the official SDK: {proc.stderr[-2000:]}")
+    return python

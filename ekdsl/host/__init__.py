@@ -1,15 +1,19 @@
 """eKuiper's side of the portable-plugin protocol, to run and test plugins without an eKuiper server."""
 
 from .channels import CommandError, HostError
+from .emulator import Emulator
 from .host import FunctionHandle, Host, SinkHandle, SourceHandle, source_config
+from .inprocess import InProcess
 from .process import LAUNCH_ARG, PluginProcess
 
 __all__ = [
     "LAUNCH_ARG",
     "CommandError",
+    "Emulator",
     "FunctionHandle",
     "Host",
     "HostError",
+    "InProcess",
     "PluginProcess",
     "SinkHandle",
     "SourceHandle",

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..protocol import Control, Meta
+from ..protocol import Control, Meta, func_context
 from ..transport import Timeout
 from .channels import CommandError, ControlChannel, FunctionChannel, HostError, SinkChannel, SourceChannel
 from .process import PluginProcess
@@ -21,16 +21,14 @@ ALWAYS_SET_SOURCE_KEYS: Dict[str, Any] = {
 
 
 def source_config(yaml_sections: Optional[Mapping[str, Any]] = None, conf_key: str = "", datasource: str = "",
-                  fmt: str = "json") -> Dict[str, Any]:
-    """The config eKuiper sends a source (``GetSourceConf``): yaml ``default``, the confKey over it, then
-    the keys eKuiper always sets. Yaml keys arrive lower-cased unless named in the source json."""
+                  fmt: str = "json", extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The config eKuiper sends a source (``GetSourceConf``): yaml ``default``, the confKey over it, the
+    stream's EXTRA option, then the keys eKuiper always sets."""
     sections = dict(yaml_sections or {})
     conf: Dict[str, Any] = dict(sections.get("default") or {})
-    if conf_key:
-        section = sections.get(conf_key.lower(), sections.get(conf_key))
-        if section is None:
-            raise HostError(f"confKey '{conf_key}' is not in the source yaml (has: {', '.join(sections)})")
-        conf.update(section or {})
+    if conf_key:  # looked up lower-cased first, then exact; a missing one is only a warning in eKuiper
+        conf.update(sections.get(conf_key.lower(), sections.get(conf_key)) or {})
+    conf.update(extra or {})
     conf.update(ALWAYS_SET_SOURCE_KEYS)
     conf["datasource"] = datasource
     conf["format"] = fmt.lower()
@@ -85,10 +83,7 @@ class FunctionHandle:
 
     def exec(self, *args: Any, rule: str = "rule1", op: str = "op1", instance: int = 0, func_id: int = 0,
              timeout: float = 5.0) -> Tuple[bool, Any]:
-        from ..protocol import _Struct, go_json
-
-        ctx = go_json(_Struct(ruleId=rule, opId=op, instanceId=instance, funcId=func_id)).decode()
-        return self.channel.call("Exec", [*args, ctx], timeout)
+        return self.channel.call("Exec", [*args, func_context(rule, op, instance, func_id)], timeout)
 
 
 class Host:
@@ -126,10 +121,13 @@ class Host:
         try:
             self.control.handshake(self.init_timeout)
         except Timeout:
-            output = self.process.output
+            code = self.process.poll()
             self.process.kill()
-            raise HostError(f"plugin {self.executable} control handshake error: receive time out"
-                            f"{(' (plugin output: ' + output[-500:] + ')') if output else ''}") from None
+            last = self.process.lines[-1].strip() if self.process.lines else ""
+            detail = f"; the plugin exited with code {code}" if code is not None else ""
+            detail += f"; its last output: {last[:300]}" if last else ""
+            raise HostError(f"plugin {self.executable} control handshake error: receive time out "
+                            f"after {self.init_timeout:g} s{detail}") from None
         self.handshake_ms = (time.monotonic() - self.process.started) * 1000
 
     def _cmd(self, cmd: str, control: Control) -> None:

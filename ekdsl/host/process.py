@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, TextIO
 
 __all__ = ["LAUNCH_ARG", "PluginProcess"]
 
@@ -29,6 +29,7 @@ class PluginProcess:
             raise ValueError(f"unsupported language: {language}")
         self.argv = argv
         self.lines: List[str] = []
+        self.echo: Optional[TextIO] = None  # also copy each line here, prefixed "plugin | "
         self._lock = threading.Lock()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, cwd=os.path.dirname(exe), env=env, stdin=subprocess.DEVNULL,
@@ -39,8 +40,13 @@ class PluginProcess:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lock:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self.lines.append(line)
+            echo = self.echo
+            if echo is not None:
+                echo.write(f"plugin | {line}\n")
+                echo.flush()
         self.proc.stdout.close()
 
     @property

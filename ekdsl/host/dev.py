@@ -1,0 +1,269 @@
+"""``python -m ekdsl dev``: try a plugin against the emulator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Tuple
+
+from ..errors import ProtocolError, UsageError
+from ..transport import Timeout
+from .emulator import Emulator
+
+__all__ = ["add_arguments", "run"]
+
+SAMPLE_ROW = {"name": "ekdsl", "value": 1}
+_SAMPLES: Dict[str, Any] = {
+    "string": "ekdsl", "int": 1, "float": 1.5, "number": 1.5, "bool": True, "boolean": True,
+    "bytea": base64.b64encode(b"ekdsl").decode(), "datetime": "2024-01-01T00:00:00Z",
+    "list_string": ["a", "b"], "list_int": [1, 2], "array": [1, 2], "object": {}, "list_object": [],
+}
+
+_ELEMENT = {"array": "float", "list_int": "int", "list_string": "string", "list_object": "object"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="a package (.zip or folder) or a module, module:attr or .py file")
+    p.add_argument("--python", help="the python eKuiper would run (default: this one)")
+    p.add_argument("--init-timeout", type=float, default=30.0, help="seconds to wait for the handshake")
+    p.add_argument("--socket-dir", help="where the .ipc files go (default: a private folder for ekdsl "
+                                        "plugins, /tmp for others, which hard-code it)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the plugin's own output live")
+    sub = p.add_subparsers(dest="mode", metavar="MODE")
+    s = sub.add_parser("source", help="run a source and print its rows")
+    s.add_argument("symbol")
+    s.add_argument("-n", "--rows", type=int, default=10, help="rows to read (default 10)")
+    s.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a property (as the stream's EXTRA option); VALUE is JSON or text")
+    s.add_argument("--conf-key", default="", help="the stream's CONF_KEY")
+    s.add_argument("--datasource", default="", help="the stream's DATASOURCE")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the rows")
+    k = sub.add_parser("sink", help="feed a sink rows from a JSON Lines file or stdin")
+    k.add_argument("symbol")
+    k.add_argument("--input", default="-", help="JSON Lines file, one row (or one event array) per line")
+    k.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a rule action property")
+    k.add_argument("--require-ack", action="store_true", help="set requireAck and show each ack")
+    k.add_argument("--send-single", action="store_true", help="send each row on its own (sendSingle)")
+    k.add_argument("--batch", type=int, default=0, help="group N rows per message (batchSize)")
+    f = sub.add_parser("function", help="call a function with arguments (JSON, or text)")
+    f.add_argument("symbol")
+    f.add_argument("args", nargs="*")
+    v = sub.add_parser("serve", help="offer eKuiper's plugin test server REST API on 127.0.0.1")
+    v.add_argument("--port", type=int, default=33333)
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_conf(items: Iterable[str]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--conf expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = _value(value)
+    return out
+
+
+class _Out:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def run(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
+    out = _Out(stream)
+    mode = args.mode or "tour"
+    conf = parse_conf(getattr(args, "conf", []))
+    emu = Emulator(args.target, python=args.python, socket_dir=args.socket_dir, init_timeout=args.init_timeout)
+    try:
+        emu.start()
+        proc = emu.host.process
+        assert proc is not None
+        if args.verbose:
+            proc.echo = stream
+        meta = emu.meta
+        out(f"{emu.name} {meta.get('version', '')} ({meta['language']}): handshake in "
+            f"{emu.host.handshake_ms:.0f} ms, pid {proc.pid}")
+        if mode == "serve":
+            from .serve import serve
+
+            return serve(emu, args.port, out)
+        code = {"tour": _tour, "source": _source, "sink": _sink, "function": _function}[mode](emu, args, conf, out)
+        for finding in emu.findings:
+            out(f"finding: {finding}")
+        return code
+    finally:
+        emu.close()
+
+
+def _source(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _Out) -> int:
+    rows, errors, secs = _read_source(emu, args.symbol, args.rows, args.timeout, out, conf, args.conf_key,
+                                      args.datasource)
+    rate = len(rows) / secs if secs > 0 else 0.0
+    out(f"source {args.symbol}: {len(rows)} rows in {secs:.2f} s ({rate:.1f} rows/s), {errors} errors")
+    return 0 if len(rows) == args.rows and not errors else 1
+
+
+def _read_source(emu: Emulator, symbol: str, n: int, timeout: float, out: _Out, conf: Dict[str, Any],
+                 conf_key: str = "", datasource: str = "") -> Tuple[List[Dict[str, Any]], int, float]:
+    src = emu.start_source(symbol, conf_key=conf_key, datasource=datasource, extra=conf)
+    rows: List[Dict[str, Any]] = []
+    errors = 0
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    try:
+        while len(rows) < n and time.monotonic() < deadline:
+            try:
+                msg, meta = src.recv(max(0.01, deadline - time.monotonic()))
+            except Timeout:
+                break
+            except ProtocolError as exc:
+                errors += 1
+                out(f"  error: {exc}")
+                continue
+            rows.append(msg or {})
+            out("  " + json.dumps(msg) + (f"  meta={json.dumps(meta)}" if meta else ""))
+    finally:
+        emu.stop(src)
+    return rows, errors, time.monotonic() - t0
+
+
+def _messages(rows: List[Any], send_single: bool, batch: int) -> Iterator[bytes]:
+    """eKuiper's framings (PROTOCOL §5.1) for a list of rows or events."""
+    events = [r if isinstance(r, list) else [r] for r in rows]
+    if batch <= 0:
+        for ev in events:
+            if send_single:
+                yield from (json.dumps(r).encode() for r in ev)
+            else:
+                yield json.dumps(ev).encode()
+        return
+    items: List[Any] = [r for ev in events for r in ev] if send_single else events
+    for i in range(0, len(items), batch):
+        yield json.dumps(items[i:i + batch]).encode()
+
+
+def _feed(emu: Emulator, symbol: str, rows: List[Any], conf: Dict[str, Any], out: _Out,
+          send_single: bool = False, batch: int = 0) -> Tuple[int, int, int]:
+    snk = emu.start_sink(symbol, conf)
+    sent = ok = failed = 0
+    try:
+        for payload in _messages(rows, send_single, batch):
+            ack = snk.send(payload)
+            sent += 1
+            if snk.require_ack:
+                if ack is None:
+                    ok += 1
+                    out(f"  ack {sent}: ok")
+                else:
+                    failed += 1
+                    out(f"  ack {sent}: error: {ack}")
+    finally:
+        emu.stop(snk)
+    return sent, ok, failed
+
+
+def _read_rows(path: str) -> List[Any]:
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        if not os.path.isfile(path):
+            raise UsageError(f"no such input file: {path}")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise UsageError(f"{path}:{n}: not JSON ({exc})") from None
+    return rows
+
+
+def _sink(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _Out) -> int:
+    rows = _read_rows(args.input)
+    if args.require_ack:
+        conf["requireAck"] = True
+    if args.send_single:
+        conf["sendSingle"] = True
+    if args.batch:
+        conf["batchSize"] = args.batch
+    sent, ok, failed = _feed(emu, args.symbol, rows, conf, out, args.send_single, args.batch)
+    acks = f", {ok} acks ok, {failed} ack errors" if args.require_ack else ""
+    out(f"sink {args.symbol}: {len(rows)} rows in {sent} messages{acks}")
+    return 1 if failed else 0
+
+
+def _call(emu: Emulator, symbol: str, values: List[Any], out: _Out, aggregate: Optional[bool] = None) -> bool:
+    fn = emu.function(symbol)
+    ok, err = fn.validate(*({"Val": v} for v in values))
+    if not ok:
+        out(f"function {symbol}: validate error: {err}")
+        return False
+    state, result = fn.exec(*values)
+    shown = ", ".join(json.dumps(v) for v in values)
+    out(f"function {symbol}({shown}) = {json.dumps(result)}" if state
+        else f"function {symbol}({shown}): error: {result}")
+    return state
+
+
+def _function(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _Out) -> int:
+    return 0 if _call(emu, args.symbol, [_value(a) for a in args.args], out) else 1
+
+
+def sample_args(emu: Emulator, symbol: str) -> List[Any]:
+    """Arguments for a trial call, from the function's metadata json (its arg types)."""
+    path = emu.installed.etc("functions", f"{symbol}.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        spec = next(f for f in data["functions"] if f.get("name") == symbol)
+    except (OSError, ValueError, KeyError, StopIteration, TypeError):
+        return ["ekdsl"]
+    values = []
+    for arg in spec.get("args", []):
+        if arg.get("optional"):
+            continue
+        choices = arg.get("values")
+        kind = arg.get("type", "string")
+        if spec.get("aggregate"):  # the argument is the group's values: sample one element of it
+            kind = _ELEMENT.get(kind, kind)
+        value = choices[0] if choices else _SAMPLES.get(kind, "ekdsl")
+        values.append([value, value, value] if spec.get("aggregate") else value)
+    return values
+
+
+def _tour(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _Out) -> int:
+    meta = emu.meta
+    rows: List[Any] = []
+    errors = 0
+    acks = calls = 0
+    for symbol in meta["sources"]:
+        got, errs, secs = _read_source(emu, symbol, 3, 10.0, out, {})
+        out(f"source {symbol}: {len(got)} rows in {secs:.2f} s, {errs} errors")
+        rows = rows or got
+        errors += errs + (len(got) < 3)
+    for symbol in meta["sinks"]:
+        sent, ok, failed = _feed(emu, symbol, rows or [SAMPLE_ROW], {"requireAck": True}, out)
+        out(f"sink {symbol}: {sent} messages, {ok} acks ok, {failed} ack errors")
+        acks += ok
+        errors += failed
+    for symbol in meta["functions"]:
+        calls += 1
+        errors += not _call(emu, symbol, sample_args(emu, symbol), out)
+    out(f"summary: {len(rows)} rows, {acks} acks, {calls} function calls, {errors} errors")
+    return 1 if errors else 0
+

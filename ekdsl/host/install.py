@@ -1,0 +1,142 @@
+"""Installing a package as eKuiper does, and building a source's config from its yaml as eKuiper does.
+
+Layout (``internal/plugin/portable/manager.go: install``): ``sources/``, ``sinks/`` and
+``functions/`` entries go to ``<root>/etc/`` (and ``<root>/data/``), everything else to
+``<root>/plugins/portable/<name>/``. Config (``internal/conf/load.go``,
+``internal/topo/node/conf/source.go``): yaml keys are lower-cased unless named in the source json's
+``properties.default``, and the whole yaml is ignored when that json lacks a ``properties`` map.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import stat
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..checks import _names, check_package, package_name, read_entries
+from ..errors import PackagingError
+from .host import source_config
+
+__all__ = ["Installed", "install", "load_source_config"]
+
+_CONF_DIRS = ("sources/", "sinks/", "functions/")
+
+
+@dataclass
+class Installed:
+    """A plugin laid out under an eKuiper-like root."""
+
+    name: str
+    root: str
+    meta: Dict[str, Any]
+    findings: List[str] = field(default_factory=list)
+
+    @property
+    def plugin_dir(self) -> str:
+        return os.path.join(self.root, "plugins", "portable", self.name)
+
+    @property
+    def executable(self) -> str:
+        return os.path.normpath(os.path.join(self.plugin_dir, self.meta["executable"]))
+
+    @property
+    def language(self) -> str:
+        return str(self.meta["language"])
+
+    def etc(self, *parts: str) -> str:
+        return os.path.join(self.root, "etc", *parts)
+
+    def uses_official_sdk(self) -> bool:
+        """True if the plugin's Python code imports the official ``ekuiper`` SDK."""
+        for folder, _, names in os.walk(self.plugin_dir):
+            for n in names:
+                if n.endswith(".py"):
+                    with open(os.path.join(folder, n), encoding="utf-8", errors="replace") as fh:
+                        text = fh.read()
+                    if "from ekuiper import" in text or "import ekuiper" in text:
+                        return True
+        return False
+
+
+def _safe_target(base: str, name: str) -> str:
+    clean = posixpath.normpath(name)
+    if clean.startswith(("../", "/")) or clean == ".." or os.path.isabs(name):
+        raise PackagingError(f"fail to install plugin: entry '{name}' escapes the plugin folder", name)
+    return os.path.join(base, *clean.split("/"))
+
+
+def install(package: str, root: str, name: Optional[str] = None) -> Installed:
+    """Check ``package`` (zip or folder) as eKuiper's installer does and lay it out under ``root``.
+
+    Raises :class:`PackagingError` with eKuiper's message when the installer would refuse it.
+    """
+    name = name or package_name(package)
+    report = check_package(package, name)
+    errors = [f.message for f in report.findings if f.level == "error" and not f.lint]
+    if errors:
+        raise PackagingError(f"fail to install plugin: {errors[0]}", package)
+    inst = Installed(name, root, report.info, [f.message for f in report.findings if f.lint])
+    for entry in read_entries(package):
+        if entry.is_dir:
+            continue
+        if entry.name.startswith(_CONF_DIRS):
+            targets = [_safe_target(os.path.join(root, d), entry.name) for d in ("etc", "data")]
+        else:
+            targets = [_safe_target(inst.plugin_dir, entry.name)]
+        for target in targets:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as fh:
+                fh.write(entry.data)
+            os.chmod(target, stat.S_IMODE(entry.mode) or 0o644)
+    return inst
+
+
+def _json_names(inst: Installed, symbol: str) -> Optional[List[str]]:
+    """Names eKuiper restores yaml key case for; ``None`` when eKuiper drops the yaml."""
+    path = inst.etc("sources", f"{symbol}.json")
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except ValueError:
+        return None
+    props = data.get("properties") if isinstance(data, dict) else None
+    if not isinstance(props, dict):
+        return None
+    return _names(props)
+
+
+def _lower(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k).lower(): _lower(v) for k, v in value.items()}
+    return value
+
+
+def _restore(value: Any, names: Dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {names.get(k, k): _restore(v, names) for k, v in value.items()}
+    return value
+
+
+def load_source_config(inst: Installed, symbol: str, conf_key: str = "", datasource: str = "",
+                       fmt: str = "json", extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The config eKuiper would send ``symbol`` for a stream with this CONF_KEY and DATASOURCE."""
+    import yaml
+
+    names = _json_names(inst, symbol)
+    sections: Dict[str, Any] = {}
+    path = inst.etc("sources", f"{symbol}.yaml")
+    if names is not None and os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            loaded = yaml.safe_load(fh) or {}
+        if isinstance(loaded, dict):
+            restore = {n.lower(): n for n in names}
+            sections = {str(k).lower(): _restore(_lower(v or {}), restore) for k, v in loaded.items()}
+    if conf_key and conf_key.lower() not in sections and conf_key not in sections:
+        inst.findings.append(f"confKey '{conf_key}' is not in sources/{symbol}.yaml (it has: "
+                             f"{', '.join(sections) or 'none'}): eKuiper warns and uses the default section")
+    return source_config(sections, conf_key, datasource, fmt, extra)
