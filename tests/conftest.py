@@ -87,16 +87,25 @@ def sockdir() -> Iterator[str]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(params=["native", "pynng"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """The plugin's transport: every runtime test runs on both, always against a pynng host."""
+    return str(request.param)
+
+
 @pytest.fixture
-def host(exported: Callable[[Path], Path], sockdir: str) -> Iterator[Callable[..., object]]:
+def host(exported: Callable[[Path], Path], sockdir: str, transport: str) -> Iterator[Callable[..., object]]:
     """Start a Host for an example plugin, launched as eKuiper launches it; everything is killed after."""
+    import os
+
     from ekdsl.host import Host
 
     hosts: list = []
 
     def start(target: Path = LAB, **kwargs: object) -> Host:
         pkg = exported(target)
-        h = Host(pkg.name, str(pkg / "main.py"), socket_dir=sockdir, init_timeout=30, **kwargs)
+        env = {**os.environ, "EKDSL_TRANSPORT": transport}
+        h = Host(pkg.name, str(pkg / "main.py"), socket_dir=sockdir, init_timeout=30, env=env, **kwargs)
         hosts.append(h)
         h.start()
         return h

@@ -43,7 +43,8 @@ class CommandError(HostError):
 
 
 def _listen(kind: str, url: str, **opts: Any) -> Socket:
-    return open_socket(kind, url, listen=True, attempts=6, interval=0.1, **opts)
+    """eKuiper's ``listenWithRetry`` (6 tries, 100 ms apart); the host side always uses nng, like mangos."""
+    return open_socket(kind, url, listen=True, attempts=6, interval=0.1, impl="pynng", **opts)
 
 
 class _ReqRep:
@@ -128,7 +129,7 @@ class SinkChannel:
     def connect(self, send_timeout: float = 5.0) -> None:
         """Dial the plugin's data socket once, synchronously, as ``OptionDialAsynch: false`` does."""
         self.data = open_socket("push", data_url(self.meta, self.socket_dir), attempts=1,
-                                send_timeout=send_timeout)
+                                send_timeout=send_timeout, impl="pynng")
 
     def send(self, payload: bytes) -> None:
         assert self.data is not None, "connect() first"

@@ -37,8 +37,10 @@ __all__ = ["InProcess", "MemorySocket"]
 class MemorySocket(Socket):
     """One direction of an in-memory channel with the :class:`~ekdsl.transport.Socket` interface."""
 
+    interruptible = True
+
     def __init__(self, url: str, q: Optional[queue.Queue[bytes]] = None, maxsize: int = 0) -> None:
-        super().__init__("memory", url, None)
+        super().__init__("memory", url)
         self.queue: queue.Queue[bytes] = q if q is not None else queue.Queue(maxsize)
         self.closed = threading.Event()
 

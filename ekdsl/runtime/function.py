@@ -142,6 +142,8 @@ class FunctionService:
 
     def stop(self, wait: float = 2.0) -> None:
         self._stop.set()
+        if self.sock.interruptible:
+            self.sock.close()
         self.done.wait(wait)
 
     def _send(self, data: bytes) -> bool:

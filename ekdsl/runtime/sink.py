@@ -17,7 +17,8 @@ from ..types import coerce
 
 __all__ = ["SinkRunner", "shape_items"]
 
-RECV_SLICE = 0.05  # seconds per receive; a stop is seen within this
+RECV_SLICE = 0.05  # seconds per receive when the socket cannot be interrupted; a stop is seen within this
+IDLE_SLICE = 1.0  # with an interruptible socket, stop closes it and the receive ends at once
 
 
 def _json(payload: bytes) -> Any:
@@ -74,7 +75,7 @@ class SinkRunner:
                  require_ack: bool, log: logging.Logger) -> None:
         self.sym, self.kwargs, self.ctx, self.log = sym, kwargs, ctx, log
         self.data, self.ack, self.require_ack = data, ack, require_ack
-        self.data.recv_timeout = RECV_SLICE
+        self.data.recv_timeout = IDLE_SLICE if data.interruptible else RECV_SLICE
         self.ack.send_timeout = 1.0
         self.received = 0
         self.failed = 0
@@ -88,6 +89,8 @@ class SinkRunner:
 
     def stop(self, wait: float = 1.0) -> bool:
         self.ctx.stop_event.set()
+        if self.data.interruptible:
+            self.data.close()
         finished = self.done.wait(wait)
         if not finished:
             self.log.warning("sink is still busy %.1fs after stop; it will be closed when its call returns", wait)

@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping, Optional
 from ..context import Context, Row, Stopped
 from ..model import SymbolModel
 from ..protocol import encode_row
-from ..transport import Socket, Timeout
+from ..transport import Closed, Socket, Timeout
 
 __all__ = ["SourceRunner"]
 
@@ -43,6 +43,8 @@ class SourceRunner:
                 loop.call_soon_threadsafe(task.cancel)
             except RuntimeError:  # the loop has already finished
                 pass
+        if self.sock.interruptible:
+            self.sock.close()  # ends a send blocked on a host that stopped reading
         finished = self.done.wait(wait)
         if not finished:
             self.log.warning("source is still busy %.1fs after stop; it will be closed when it next yields", wait)
@@ -130,6 +132,8 @@ class SourceRunner:
                 if stalled:
                     self.log.info("eKuiper reads rows again")
                 return
+            except Closed:
+                raise Stopped() from None
             except Timeout:
                 if self.ctx.stopped:
                     raise Stopped() from None

@@ -1,0 +1,99 @@
+"""The pynng implementation of :class:`~ekdsl.transport.Socket`: the only module that imports pynng."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from ..errors import TransportError
+from . import BadState, Closed, Socket, Timeout
+
+__all__ = ["NngSocket", "open_nng"]
+
+
+def _ms(seconds: Optional[float]) -> int:
+    return -1 if seconds is None else max(0, int(seconds * 1000))
+
+
+class NngSocket(Socket):
+    def __init__(self, kind: str, url: str, raw: Any) -> None:
+        super().__init__(kind, url)
+        self._sock = raw
+
+    def _timeouts_changed(self) -> None:
+        self._sock.recv_timeout = _ms(self._recv_timeout)
+        self._sock.send_timeout = _ms(self._send_timeout)
+
+    def send(self, data: bytes) -> None:
+        import pynng
+
+        try:
+            self._sock.send(data)
+        except pynng.Timeout:
+            raise Timeout(f"send timed out on {self.url}", self.url) from None
+        except pynng.Closed:
+            raise Closed(f"socket {self.url} is closed", self.url) from None
+        except pynng.BadState:
+            raise BadState(f"{self.kind} socket {self.url} cannot send now", self.url) from None
+        except pynng.NNGException as exc:
+            raise TransportError(f"send failed on {self.url}: {exc}", self.url) from None
+
+    def recv(self) -> bytes:
+        import pynng
+
+        try:
+            return bytes(self._sock.recv())
+        except pynng.Timeout:
+            raise Timeout(f"receive timed out on {self.url}", self.url) from None
+        except pynng.Closed:
+            raise Closed(f"socket {self.url} is closed", self.url) from None
+        except pynng.BadState:
+            raise BadState(f"{self.kind} socket {self.url} cannot receive now", self.url) from None
+        except pynng.NNGException as exc:
+            raise TransportError(f"receive failed on {self.url}: {exc}", self.url) from None
+        except RuntimeError as exc:
+            if "NULL" in str(exc):  # pynng cannot unpack a zero-length message; it was consumed
+                return b""
+            raise
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except Exception:  # closing twice, or a socket already torn down by nng
+            pass
+
+
+def _new(kind: str) -> Any:
+    import pynng
+
+    if kind == "req":
+        sock = pynng.Req0(resend_time=0)
+    elif kind == "rep":
+        sock = pynng.Rep0()
+    elif kind == "push":
+        sock = pynng.Push0()
+    else:
+        sock = pynng.Pull0()
+    sock.recv_max_size = 0
+    return sock
+
+
+def open_nng(kind: str, url: str, *, listen: bool, block: bool, attempts: int, interval: float) -> NngSocket:
+    import pynng
+
+    raw = _new(kind)
+    sock = NngSocket(kind, url, raw)
+    last: Optional[Exception] = None
+    for _ in range(max(1, attempts)):
+        try:
+            if listen:
+                raw.listen(url)
+            else:
+                raw.dial(url, block=block)
+            return sock
+        except pynng.NNGException as exc:
+            last = exc
+            time.sleep(interval)
+    sock.close()
+    verb = "listen on" if listen else "dial"
+    raise TransportError(f"cannot {verb} {url}: {last}", url)
