@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from ..errors import TransportError
 from . import BadState, Closed, Socket, Timeout
@@ -24,37 +25,34 @@ class NngSocket(Socket):
         self._sock.recv_timeout = _ms(self._recv_timeout)
         self._sock.send_timeout = _ms(self._send_timeout)
 
-    def send(self, data: bytes) -> None:
+    @contextlib.contextmanager
+    def _mapped(self, op: str) -> Iterator[None]:
+        """pynng's exceptions → ekdsl's transport errors."""
         import pynng
 
         try:
-            self._sock.send(data)
+            yield
         except pynng.Timeout:
-            raise Timeout(f"send timed out on {self.url}", self.url) from None
+            raise Timeout(f"{op} timed out on {self.url}", self.url) from None
         except pynng.Closed:
             raise Closed(f"socket {self.url} is closed", self.url) from None
         except pynng.BadState:
-            raise BadState(f"{self.kind} socket {self.url} cannot send now", self.url) from None
+            raise BadState(f"{self.kind} socket {self.url} cannot {op} now", self.url) from None
         except pynng.NNGException as exc:
-            raise TransportError(f"send failed on {self.url}: {exc}", self.url) from None
+            raise TransportError(f"{op} failed on {self.url}: {exc}", self.url) from None
+
+    def send(self, data: bytes) -> None:
+        with self._mapped("send"):
+            self._sock.send(data)
 
     def recv(self) -> bytes:
-        import pynng
-
-        try:
-            return bytes(self._sock.recv())
-        except pynng.Timeout:
-            raise Timeout(f"receive timed out on {self.url}", self.url) from None
-        except pynng.Closed:
-            raise Closed(f"socket {self.url} is closed", self.url) from None
-        except pynng.BadState:
-            raise BadState(f"{self.kind} socket {self.url} cannot receive now", self.url) from None
-        except pynng.NNGException as exc:
-            raise TransportError(f"receive failed on {self.url}: {exc}", self.url) from None
-        except RuntimeError as exc:
-            if "NULL" in str(exc):  # pynng cannot unpack a zero-length message; it was consumed
-                return b""
-            raise
+        with self._mapped("receive"):
+            try:
+                return bytes(self._sock.recv())
+            except RuntimeError as exc:
+                if "NULL" in str(exc):  # pynng cannot unpack a zero-length message; it was consumed
+                    return b""
+                raise
 
     def close(self) -> None:
         try:
