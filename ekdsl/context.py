@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 __all__ = ["Context", "Row", "Stopped"]
 
@@ -18,8 +18,7 @@ class Stopped(BaseException):
     """
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """A source row with eKuiper meta: ``yield Row({"t": 1}, meta={"topic": "a"})``.
 
     The meta values are available in SQL through ``meta(key)``.

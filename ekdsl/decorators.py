@@ -7,8 +7,7 @@ A :class:`~ekdsl.Plugin` collects marked callables and validates them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar, Union, overload
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union, overload
 
 from .model import Text
 
@@ -19,8 +18,7 @@ TextLike = Union[str, Mapping[str, str], None]
 SPEC_ATTR = "__ekdsl_spec__"
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """Metadata for one parameter, used inside ``Annotated[T, Param(...)]``.
 
     ``hint`` and ``label`` are a str (used for both languages) or a mapping with
@@ -33,8 +31,7 @@ class Param:
     name: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class SymbolSpec:
+class SymbolSpec(NamedTuple):
     """What a decorator recorded about a callable."""
 
     kind: str
@@ -44,7 +41,7 @@ class SymbolSpec:
     aggregate: bool = False
     conf_keys: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
     example: str = ""
-    hints: Tuple[Tuple[str, Text], ...] = field(default=())
+    hints: Tuple[Tuple[str, Text], ...] = ()
 
 
 def get_spec(obj: Any) -> Optional[SymbolSpec]:

@@ -6,8 +6,7 @@ wrong, where, and how to fix it. Only the CLI turns them into exit codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 __all__ = [
     "ConfigError",
@@ -28,8 +27,7 @@ class EkdslError(Exception):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One defect of a plugin definition, located in the user's source."""
 
     kind: str  # "source" | "sink" | "function" | "plugin"

@@ -13,15 +13,14 @@ import enum
 import inspect
 import os
 import re
+import sys
 import typing
-from typing import Any, Callable, Dict, List, Optional, Tuple
-
-import typing_extensions as tx
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from . import types as _types
 from .context import Context
 from .decorators import Param, SymbolSpec
-from .docstrings import parse_docstring
 from .errors import ConfigError, Problem
 from .model import MISSING, FieldModel, SymbolModel, Text, TypeInfo
 
@@ -56,6 +55,22 @@ def describe_location(func: Callable[..., Any]) -> Tuple[str, int]:
     return os.path.basename(code.co_filename), code.co_firstlineno
 
 
+def _is_annotated(tp: Any) -> bool:
+    return typing.get_origin(tp) is typing.Annotated  # typing_extensions.Annotated is the same object
+
+
+def _is_literal(origin: Any) -> bool:
+    if origin is typing.Literal:
+        return True
+    te = sys.modules.get("typing_extensions")  # its Literal differs on old Pythons; only if the user loaded it
+    return te is not None and origin is getattr(te, "Literal", None)
+
+
+def _is_typeddict(tp: Any) -> bool:
+    """A TypedDict class from typing or typing_extensions."""
+    return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__total__")
+
+
 def _is_union(tp: Any) -> bool:
     origin = typing.get_origin(tp)
     if origin is typing.Union:
@@ -66,22 +81,22 @@ def _is_union(tp: Any) -> bool:
 
 def type_info(tp: Any) -> TypeInfo:
     """Reduce a resolved annotation to a :class:`TypeInfo`; raise :class:`Unsupported`."""
-    if typing.get_origin(tp) is tx.Annotated:
+    if _is_annotated(tp):
         tp = typing.get_args(tp)[0]
     if _is_union(tp):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) != len(typing.get_args(tp)) and len(args) == 1:
-            return dataclasses.replace(type_info(args[0]), optional=True)
+            return type_info(args[0])._replace(optional=True)
         raise Unsupported(f"the union {_name(tp)} is not supported: use one type, Optional[T] or Any")
     if tp in _SCALARS:
         return TypeInfo(_SCALARS[tp], display=_SCALARS[tp])
     origin = typing.get_origin(tp)
-    if origin is tx.Literal or origin is typing.Literal:
+    if _is_literal(origin):
         return _literal(tp)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         choices = tuple(m.value for m in tp)
         return TypeInfo("enum", choices=choices, pytype=tp, display=f"{tp.__name__} (one of {_fmt(choices)})")
-    if tx.is_typeddict(tp) or (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+    if _is_typeddict(tp) or (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
         return _object(tp)
     if tp in (list, tuple) or origin in _LIST_ORIGINS:
         return _list(tp, origin)
@@ -129,7 +144,7 @@ def _object(cls: type) -> TypeInfo:
 def _field(name: str, hint: Any, default: Any, optional: bool = False) -> FieldModel:
     t = type_info(hint)
     if optional:
-        t = dataclasses.replace(t, optional=True)
+        t = t._replace(optional=True)
     marker = _param_marker(hint)
     return FieldModel(
         name=(marker.name if marker and marker.name else name),
@@ -142,7 +157,7 @@ def _field(name: str, hint: Any, default: Any, optional: bool = False) -> FieldM
 
 
 def _param_marker(hint: Any) -> Optional[Param]:
-    if typing.get_origin(hint) is tx.Annotated:
+    if _is_annotated(hint):
         for meta in typing.get_args(hint)[1:]:
             if isinstance(meta, Param):
                 return meta
@@ -161,7 +176,7 @@ def _fmt(choices: Tuple[Any, ...]) -> str:
 
 def _strip(tp: Any) -> Any:
     """Remove ``Annotated`` and ``Optional`` wrappers."""
-    if typing.get_origin(tp) is tx.Annotated:
+    if _is_annotated(tp):
         tp = typing.get_args(tp)[0]
     if _is_union(tp):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -190,8 +205,27 @@ def _hints(func: Callable[..., Any], col: _Collector) -> Optional[Dict[str, Any]
         return None
 
 
-def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Problem]) -> Optional[SymbolModel]:
-    """Introspect one decorated callable; append problems and return ``None`` when invalid."""
+class _NoDoc:
+    summary = ""
+    returns = ""
+    params: ClassVar[Mapping[str, str]] = MappingProxyType({})
+
+
+_NO_DOC = _NoDoc()
+
+
+def _docstring(target: Any) -> Any:
+    from .docstrings import parse_docstring  # only metadata needs texts; the plugin process skips this
+
+    return parse_docstring(getattr(target, "__doc__", None))
+
+
+def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Problem],
+                 docs: bool = True) -> Optional[SymbolModel]:
+    """Introspect one decorated callable; append problems and return ``None`` when invalid.
+
+    ``docs=False`` skips docstrings (hints and descriptions), which only the metadata needs.
+    """
     name = str(spec.name or getattr(func, "__name__", ""))
     col = _Collector(spec.kind, name, func, problems)
     before = len(problems)
@@ -210,7 +244,7 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
     is_gen = inspect.isgeneratorfunction(target)
     is_agen = inspect.isasyncgenfunction(target)
     is_async = is_agen or inspect.iscoroutinefunction(target)
-    doc = parse_docstring(getattr(target, "__doc__", None))
+    doc = _docstring(target) if docs else _NO_DOC
     shape = _SymbolShape(spec, col, hints, doc, is_gen or is_agen)
     for param in sig.parameters.values():
         shape.add_param(param)
@@ -317,7 +351,7 @@ class _SymbolShape:
         variadic = param.kind is param.VAR_POSITIONAL
         if default is not MISSING:
             if default is None and not t.optional and t.kind != "any":
-                t = dataclasses.replace(t, optional=True)
+                t = t._replace(optional=True)
             try:
                 _types.coerce(default, t, symbol=self.col.name, name=param.name)
             except ConfigError as exc:

@@ -1,14 +1,16 @@
-"""The neutral model of a plugin: pure, frozen data built by :mod:`ekdsl.introspect`.
+"""The neutral model of a plugin: pure, immutable data built by :mod:`ekdsl.introspect`.
 
 Metadata export, packaging and the runtime all read this model; none of them
-looks at a signature again.
+looks at a signature again. The classes are NamedTuples rather than frozen
+dataclasses: as immutable, and much cheaper to define in a plugin process
+that imports this module before its handshake.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple
 
 __all__ = [
     "MISSING",
@@ -31,8 +33,7 @@ MISSING = _Missing.MISSING
 """Marks a parameter without a default value."""
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(NamedTuple):
     """A text in eKuiper's two metadata languages."""
 
     en_US: str = ""
@@ -60,8 +61,10 @@ class Text:
         return {"en_US": self.en_US, "zh_CN": self.zh_CN}
 
 
-@dataclass(frozen=True)
-class TypeInfo:
+_NO_TEXT: Text = Text()
+
+
+class TypeInfo(NamedTuple):
     """A parameter's type, reduced to what eKuiper and coercion need.
 
     ``kind`` is one of: ``str int float bool bytes datetime any list dict object
@@ -84,15 +87,14 @@ class TypeInfo:
         return f"{text} or null" if self.optional else text
 
 
-@dataclass(frozen=True)
-class FieldModel:
+class FieldModel(NamedTuple):
     """A configuration property, a function argument, or a field of an object type."""
 
     name: str
     type: TypeInfo
     default: Any = MISSING
-    hint: Text = field(default_factory=Text)
-    label: Text = field(default_factory=Text)
+    hint: Text = _NO_TEXT
+    label: Text = _NO_TEXT
     variadic: bool = False
     key: str = ""  # the Python parameter name, when ``name`` was overridden
 
@@ -105,8 +107,7 @@ class FieldModel:
         return self.key or self.name
 
 
-@dataclass(frozen=True)
-class SymbolModel:
+class SymbolModel(NamedTuple):
     """One source, sink or function of a plugin."""
 
     kind: str  # "source" | "sink" | "function"
@@ -122,13 +123,13 @@ class SymbolModel:
     data_param: Optional[str] = None
     data_type: Optional[TypeInfo] = None
     returns: Optional[TypeInfo] = None
-    returns_hint: Text = field(default_factory=Text)
+    returns_hint: Text = _NO_TEXT
     is_async: bool = False
     is_generator: bool = False
     aggregate: bool = False
     conf_keys: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
     example: str = ""
-    label: Text = field(default_factory=Text)
+    label: Text = _NO_TEXT
 
     @property
     def arity(self) -> tuple[int, Optional[int]]:
@@ -139,16 +140,15 @@ class SymbolModel:
         return low, high
 
 
-@dataclass(frozen=True)
-class PluginModel:
+class PluginModel(NamedTuple):
     """A whole plugin: its identity and its symbols, in declaration order."""
 
     name: str
     version: str
     symbols: Tuple[SymbolModel, ...]
-    author: Mapping[str, str] = field(default_factory=dict)
-    help_url: Text = field(default_factory=Text)
-    description: Text = field(default_factory=Text)
+    author: Mapping[str, str] = MappingProxyType({})
+    help_url: Text = _NO_TEXT
+    description: Text = _NO_TEXT
     trial: bool = False
     module: str = ""
     module_file: str = ""

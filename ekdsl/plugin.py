@@ -115,8 +115,11 @@ class Plugin:
         """The registered callables, in registration order."""
         return tuple(self._entries)
 
-    def model(self) -> PluginModel:
-        """Introspect and validate everything; raise :class:`DefinitionError` listing every problem."""
+    def model(self, docs: bool = True) -> PluginModel:
+        """Introspect and validate everything; raise :class:`DefinitionError` listing every problem.
+
+        ``docs=False`` leaves out the texts taken from docstrings (the runtime needs none).
+        """
         problems: List[Problem] = []
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
             problems.append(Problem("plugin", str(self.name), "", 0, "has a name eKuiper rejects",
@@ -125,7 +128,7 @@ class Plugin:
         for func in self._entries:
             spec = get_spec(func)
             assert spec is not None
-            sym = build_symbol(func, spec, problems)
+            sym = build_symbol(func, spec, problems, docs)
             if sym is not None:
                 symbols.append(sym)
         problems.extend(self._duplicates(symbols))

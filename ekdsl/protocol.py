@@ -15,8 +15,8 @@ import enum
 import json
 import math
 import os
-from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from .errors import ProtocolError, TransportError
 
@@ -131,8 +131,11 @@ def _go_prepare(value: Any) -> Any:
 # ---------------------------------------------------------------- control channel
 
 
-@dataclass(frozen=True)
-class Meta:
+# Messages are NamedTuples: immutable and comparable like frozen dataclasses, but far cheaper to define,
+# which matters because the plugin process imports this module before its handshake.
+
+
+class Meta(NamedTuple):
     rule_id: str = ""
     op_id: str = ""
     instance_id: int = 0
@@ -142,15 +145,17 @@ class Meta:
         return f"{self.rule_id}_{self.op_id}_{self.instance_id}"
 
 
-@dataclass(frozen=True)
-class Control:
+_NO_CONFIG: Mapping[str, Any] = MappingProxyType({})
+
+
+class Control(NamedTuple):
     """``runtime.Control``: which symbol, for which rule, with which config."""
 
     symbol_name: str
     plugin_type: str
-    meta: Meta = field(default_factory=Meta)
+    meta: Meta = Meta()
     data_source: str = ""
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = _NO_CONFIG
 
     @property
     def key(self) -> str:
@@ -158,8 +163,7 @@ class Control:
         return f"{self.meta.key}_{self.symbol_name}"
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     cmd: str
     control: Control
 
@@ -181,7 +185,7 @@ def encode_command(cmd: str, control: Control) -> bytes:
 
 def _loads(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
+        return fast_loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"{what} is not valid JSON ({exc}): {_preview(data)}", data) from None
 
@@ -284,12 +288,56 @@ def _json_other(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _unserializable(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _prebuilt_encoder() -> Callable[[Any], str]:
+    """``json.dumps(separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` without its per-call setup.
+
+    ``json.dumps`` with options builds a new C encoder on every call; this builds it once.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:  # no C accelerator (e.g. PyPy)
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+    encoder = make(None, _unserializable, basestring, None, ":", ",", False, False, False)
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):
+            return str(basestring(value))
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_STRICT = _prebuilt_encoder()
+_LENIENT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_SCAN: Callable[[str, int], Tuple[Any, int]] = getattr(json.decoder.JSONDecoder(), "scan_once")  # noqa: B009
+_WS = " \t\n\r"
+
+
 def _dumps(value: Any) -> bytes:
-    """Fast path for plain data, safe path for the rest."""
+    """Fast path for plain data, safe path for the rest (NaN → null, datetimes, numpy, ...)."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError):
-        return json.dumps(json_safe(value), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        text = _STRICT(value)
+    except (TypeError, ValueError, RecursionError):
+        text = _LENIENT(json_safe(value))
+    return text.encode("utf-8")
+
+
+def fast_loads(data: bytes) -> Any:
+    """``json.loads`` for UTF-8 bytes without its Python-level setup; raises ``ValueError`` likewise."""
+    text = data.decode("utf-8")
+    if not text or text[0] in _WS or text[-1] in _WS:
+        return json.loads(text)
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration as exc:
+        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 # ---------------------------------------------------------------- source channel
@@ -341,14 +389,12 @@ def decode_ack(payload: bytes) -> Optional[str]:
 # ---------------------------------------------------------------- function channel
 
 
-@dataclass(frozen=True)
-class FuncRequest:
+class FuncRequest(NamedTuple):
     func: str  # "Validate" | "IsAggregate" | "Exec"
     arg: Any
 
 
-@dataclass(frozen=True)
-class FuncMeta:
+class FuncMeta(NamedTuple):
     rule_id: str
     op_id: str
     instance_id: int

@@ -227,7 +227,7 @@ def _c_list(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
     if not isinstance(value, (list, tuple)):
         raise _Mismatch(path, t, value)
     if t.item is None or t.item.kind == "any":
-        return list(value)
+        return value if type(value) is list else list(value)
     return [_coerce(v, t.item, f"{path}[{i}]", b64) for i, v in enumerate(value)]
 
 

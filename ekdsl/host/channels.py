@@ -126,10 +126,10 @@ class SinkChannel:
         self.ack = _listen("pull", ack_url(meta, socket_dir), recv_timeout=1.0)
         self.data: Optional[Socket] = None
 
-    def connect(self, send_timeout: float = 5.0) -> None:
+    def connect(self, send_timeout: float = 5.0, impl: str = "pynng") -> None:
         """Dial the plugin's data socket once, synchronously, as ``OptionDialAsynch: false`` does."""
         self.data = open_socket("push", data_url(self.meta, self.socket_dir), attempts=1,
-                                send_timeout=send_timeout, impl="pynng")
+                                send_timeout=send_timeout, impl=impl)
 
     def send(self, payload: bytes) -> None:
         assert self.data is not None, "connect() first"

@@ -155,13 +155,13 @@ class Host:
         self._discard(handle)
 
     def start_sink(self, symbol: str, config: Mapping[str, Any], rule: str = "rule1", op: str = "sink_0",
-                   instance: int = 0) -> SinkHandle:
+                   instance: int = 0, data_impl: str = "pynng") -> SinkHandle:
         meta = Meta(rule, op, instance)
         channel = SinkChannel(meta, self.socket_dir)
         control = Control(symbol, "sink", meta, config=dict(config))
         try:
             self._cmd("start", control)
-            channel.connect()
+            channel.connect(impl=data_impl)
         except Exception as exc:
             channel.close()
             if not isinstance(exc, CommandError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Optional, Sequence
 
@@ -28,12 +29,13 @@ def main(target: str, argv: Optional[Sequence[str]] = None) -> int:
     try:
         from ..plugin import load_target
 
-        model = load_target(target).model()
+        model = load_target(target).model(docs=False)
     except EkdslError as exc:
         log.error("%s", exc)
         return 1
     setup_logging(model.name)
     server = PluginServer(model, log)
     install_signal_handlers(server)
+    gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
     log.info("plugin %s %s serving %d symbols", model.name, model.version, len(model.symbols))
     return server.serve()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -32,8 +31,10 @@ class FunctionHandler:
     def __init__(self, plugin: str, sym: SymbolModel, logger: logging.Logger) -> None:
         self.plugin, self.sym, self.log = plugin, sym, logger
         self.calls = 0
+        self._arity = sym.arity
+        self._plain = all(p.type.kind == "any" and p.default is MISSING for p in sym.params)
         self._contexts: Dict[str, Context] = {}
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop: Any = None  # an asyncio loop, for async functions only (asyncio loads lazily)
 
     def handle(self, payload: bytes) -> bytes:
         """Answer one request; never raises."""
@@ -53,7 +54,7 @@ class FunctionHandler:
             return encode_func_reply(False, f"{type(exc).__name__}: {exc}")
 
     def _arity_error(self, n: int) -> Optional[str]:
-        low, high = self.sym.arity
+        low, high = self._arity
         if n < low or (high is not None and n > high):
             if high is None:
                 want = f"at least {low}"
@@ -91,13 +92,15 @@ class FunctionHandler:
         err = self._arity_error(len(raw))
         if err:
             return encode_func_reply(False, err)
-        args = [self._arg(i, v) for i, v in enumerate(raw)]
+        args = raw if self._plain else [self._arg(i, v) for i, v in enumerate(raw)]
         kwargs: Dict[str, Any] = {}
         if self.sym.context_param:
             kwargs[self.sym.context_param] = self._context(ctx_text)
         result = self.sym.func(*args, **kwargs)
         if self.sym.is_async:
             if self._loop is None:
+                import asyncio
+
                 self._loop = asyncio.new_event_loop()
             result = self._loop.run_until_complete(result)
         self.calls += 1

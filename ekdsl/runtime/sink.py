@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import threading
 from typing import Any, Dict, Iterator, List, Optional
@@ -11,7 +9,7 @@ from typing import Any, Dict, Iterator, List, Optional
 from ..context import Context
 from ..errors import ConfigError
 from ..model import SymbolModel, TypeInfo
-from ..protocol import ACK_OK, ack_error
+from ..protocol import ACK_OK, ack_error, fast_loads
 from ..transport import Closed, Socket, Timeout
 from ..types import coerce
 
@@ -21,8 +19,7 @@ RECV_SLICE = 0.05  # seconds per receive when the socket cannot be interrupted; 
 IDLE_SLICE = 1.0  # with an interruptible socket, stop closes it and the receive ends at once
 
 
-def _json(payload: bytes) -> Any:
-    return json.loads(payload)
+_json = fast_loads
 
 
 def _rows(value: Any) -> Iterator[Any]:
@@ -81,7 +78,7 @@ class SinkRunner:
         self.failed = 0
         self.done = threading.Event()
         self._gen: Any = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop: Any = None  # an asyncio loop, for async sinks only (asyncio loads lazily)
         self._thread = threading.Thread(target=self._run, name=f"sink:{sym.name}:{ctx.key}", daemon=True)
 
     def start(self) -> None:
@@ -101,6 +98,8 @@ class SinkRunner:
     def _run(self) -> None:
         try:
             if self.sym.is_async:
+                import asyncio
+
                 self._loop = asyncio.new_event_loop()
             if self.sym.is_generator:
                 self._open_generator()
@@ -143,7 +142,7 @@ class SinkRunner:
                 self.log.exception("could not send the ack for message %d", self.received)
 
     def _await(self, value: Any) -> Any:
-        if self._loop is not None and asyncio.iscoroutine(value):
+        if self._loop is not None and hasattr(value, "__await__"):
             return self._loop.run_until_complete(value)
         return value
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
 from ..context import Context, Row, Stopped
 from ..model import SymbolModel
@@ -27,8 +26,8 @@ class SourceRunner:
         self.sock.send_timeout = SEND_SLICE
         self.rows = 0
         self.done = threading.Event()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._task: Optional[asyncio.Future[Any]] = None
+        self._loop: Any = None  # the asyncio loop and task of an async generator (asyncio loads lazily)
+        self._task: Any = None
         self._thread = threading.Thread(target=self._run, name=f"source:{sym.name}:{ctx.key}", daemon=True)
 
     def start(self) -> None:
@@ -59,12 +58,12 @@ class SourceRunner:
     def _run(self) -> None:
         try:
             if self.sym.is_async:
-                asyncio.run(self._arun())
+                self._async()
             else:
                 self._sync()
             if not self.ctx.stopped:
                 self.log.info("source finished after %d rows", self.rows)
-        except (Stopped, asyncio.CancelledError):
+        except Stopped:
             pass
         except Exception as exc:
             self.log.exception("source failed after %d rows", self.rows)
@@ -87,7 +86,17 @@ class SourceRunner:
             if close is not None:
                 close()
 
+    def _async(self) -> None:
+        import asyncio
+
+        try:
+            asyncio.run(self._arun())
+        except asyncio.CancelledError:
+            pass
+
     async def _arun(self) -> None:
+        import asyncio
+
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.ensure_future(self._consume())
         if self.ctx.stopped:

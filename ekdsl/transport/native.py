@@ -1,8 +1,9 @@
 """ekdsl's own SP-over-IPC sockets for the plugin's roles: REQ and PUSH dial, PULL listen.
 
-Plain non-blocking Unix sockets and ``poll``: one system call per message when data is ready, no
-background threads, and a wake-up pipe so that ``close()`` ends a blocked ``recv()`` at once. The wire
-is nng's and mangos' (:mod:`.sp`), so the peer can be eKuiper (mangos) or pynng.
+Plain Unix sockets with kernel timeouts (``SO_RCVTIMEO``/``SO_SNDTIMEO``): a message costs one system
+call each way, there are no background threads, and ``close()`` from another thread ends a blocked
+call at once (it shuts the connection down). The wire is nng's and mangos' (:mod:`.sp`), so the peer
+can be eKuiper (mangos) or pynng.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from .sp import FrameReader, check_header, conn_header, frame
 
 __all__ = ["PullSocket", "PushSocket", "ReqSocket", "open_native"]
 
-CHUNK = 256 * 1024
-RECONNECT = 0.1  # seconds between connection attempts, as eKuiper's dialer (OptionReconnectTime)
+CHUNK = 64 * 1024  # one receive buffer per connection, reused (a fresh large bytes per recv costs mmap calls)
+RECONNECT = 0.1  # first wait between connection attempts, as eKuiper's dialer (OptionReconnectTime)
+RECONNECT_MAX = 1.0  # the wait doubles up to this while nobody listens
 HEADER_WAIT = 2.0
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
-_POLLOUT = select.POLLOUT | select.POLLHUP | select.POLLERR
 _ID = struct.Struct(">I")
+_TIMEVAL = struct.Struct("@ll")
 
 
 def _path(url: str) -> str:
@@ -47,15 +49,49 @@ def _ms(seconds: Optional[float]) -> Optional[int]:
     return None if seconds is None else max(0, int(seconds * 1000 + 0.999))
 
 
-class _Conn:
-    """One connected stream, after the SP headers were exchanged."""
+def _timeval(seconds: Optional[float]) -> bytes:
+    if seconds is None:
+        return _TIMEVAL.pack(0, 0)  # 0 = no timeout
+    seconds = max(seconds, 0.001)
+    return _TIMEVAL.pack(int(seconds), int((seconds % 1) * 1_000_000))
 
-    __slots__ = ("out", "reader", "sock")
+
+class _Conn:
+    """One connected stream, after the SP headers were exchanged; blocking, with kernel timeouts."""
+
+    __slots__ = ("buf", "out", "rcvtimeo", "reader", "sndtimeo", "sock", "view")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader = FrameReader()
+        self.buf = bytearray(CHUNK)
+        self.view = memoryview(self.buf)
         self.out = b""  # the unsent tail of a message whose first bytes are already on the wire
+        self.rcvtimeo: object = -1
+        self.sndtimeo: object = -1
+
+    def recv_within(self, seconds: Optional[float]) -> memoryview:
+        """One receive into the connection's buffer (valid until the next); empty at EOF.
+
+        Raises ``BlockingIOError`` when ``seconds`` pass with nothing to read.
+        """
+        if seconds != self.rcvtimeo:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+            self.rcvtimeo = seconds
+        return self.view[:self.sock.recv_into(self.buf)]
+
+    def send_within(self, data: memoryview, seconds: Optional[float]) -> int:
+        if seconds != self.sndtimeo:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(seconds))
+            self.sndtimeo = seconds
+        return self.sock.send(data)
+
+    def interrupt(self) -> None:
+        """Wake a thread blocked on this connection (its call returns EOF or fails)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def close(self) -> None:
         try:
@@ -77,7 +113,7 @@ def _handshake(sock: socket.socket, kind: str) -> None:
             got += part
         check_header(got, kind)
     finally:
-        sock.setblocking(False)
+        sock.settimeout(None)  # blocking; waits are bounded by SO_RCVTIMEO/SO_SNDTIMEO
 
 
 class _Base(Socket):
@@ -97,32 +133,23 @@ class _Base(Socket):
         if self._closed:
             raise Closed(f"socket {self.url} is closed", self.url)
 
-    def _wait(self, fd: int, events: int, timeout: Optional[float]) -> bool:
-        """Wait until ``fd`` is ready (True), the timeout passes (False) or the socket closes (Closed)."""
-        poller = select.poll()
-        poller.register(fd, events)
-        poller.register(self._wake_r, select.POLLIN)
-        ready = poller.poll(_ms(timeout))
-        if any(f == self._wake_r for f, _ in ready) or self._closed:
-            raise Closed(f"socket {self.url} is closed", self.url)
-        return bool(ready)
-
     def _write(self, conn: _Conn, data: bytes, deadline: Optional[float]) -> bool:
         """Write ``data`` (all or, if the deadline passes midway, the rest later); False if nothing went."""
         view = memoryview(data)
         sent = 0
         while sent < len(data):
             try:
-                sent += conn.sock.send(view[sent:])
+                sent += conn.send_within(view[sent:], self._send_timeout)
                 continue
             except BlockingIOError:
                 pass
             rem = _remaining(deadline)
-            if (rem is not None and rem <= 0) or not self._wait(conn.sock.fileno(), _POLLOUT, rem):
-                if sent:
-                    conn.out = bytes(view[sent:])
-                    return True
-                return False
+            if rem is None or rem > 0:
+                continue
+            if sent:
+                conn.out = bytes(view[sent:])
+                return True
+            return False
         return True
 
     def _flush(self, conn: _Conn, deadline: Optional[float]) -> bool:
@@ -141,6 +168,7 @@ class _Base(Socket):
             os.write(self._wake_w, b"x")
         except OSError:
             pass
+        self._interrupt()
         with self._io:  # wait for a blocked send/recv to notice, then release everything
             self._release()
             for fd in (self._wake_r, self._wake_w):
@@ -152,6 +180,14 @@ class _Base(Socket):
     def _release(self) -> None:
         raise NotImplementedError
 
+    def _interrupt(self) -> None:
+        raise NotImplementedError
+
+    def _eof(self) -> None:
+        """A connection ended: because of close(), or because the peer went."""
+        if self._closed:
+            raise Closed(f"socket {self.url} is closed", self.url)
+
 
 class _Dialer(_Base):
     """A socket that dials one peer and reconnects when it goes away."""
@@ -160,6 +196,7 @@ class _Dialer(_Base):
         super().__init__(kind, url)
         self.conn: Optional[_Conn] = None
         self._next_try = 0.0
+        self._backoff = RECONNECT
 
     def connect_once(self) -> None:
         """One connection attempt; raises ``OSError`` or :class:`ProtocolError` on failure."""
@@ -182,12 +219,13 @@ class _Dialer(_Base):
             self._check_open()
             now = time.monotonic()
             if now >= self._next_try:
-                self._next_try = now + RECONNECT
                 try:
                     self.connect_once()
+                    self._backoff = RECONNECT
                     break
                 except (OSError, ProtocolError):
-                    pass
+                    self._next_try = now + self._backoff
+                    self._backoff = min(self._backoff * 2, RECONNECT_MAX)
             wait = self._next_try - time.monotonic()
             rem = _remaining(deadline)
             if rem is not None:
@@ -211,6 +249,10 @@ class _Dialer(_Base):
     def _release(self) -> None:
         self._drop()
 
+    def _interrupt(self) -> None:
+        if self.conn is not None:
+            self.conn.interrupt()
+
     def _send_frame(self, data: bytes) -> None:
         with self._io:
             deadline = None if self._send_timeout is None else time.monotonic() + self._send_timeout
@@ -219,7 +261,8 @@ class _Dialer(_Base):
                 try:
                     if self._flush(conn, deadline) and self._write(conn, data, deadline):
                         return
-                except (BrokenPipeError, ConnectionResetError):
+                except OSError:  # the peer went (or close() shut the connection down)
+                    self._eof()
                     self._drop()
                     continue
                 raise Timeout(f"send timed out on {self.url}", self.url)
@@ -282,23 +325,27 @@ class ReqSocket(_Dialer):
         try:
             if not self._flush(conn, deadline):
                 raise Timeout(f"receive timed out on {self.url}", self.url)
-            chunk = conn.sock.recv(CHUNK)
-            if not chunk:
-                raise ConnectionResetError("peer closed")
-            self._ready.extend(conn.reader.feed(chunk))
-            return
+            chunk = conn.recv_within(self._recv_timeout)
         except BlockingIOError:
-            pass
-        except (ConnectionResetError, BrokenPipeError, ProtocolError):
-            self._drop()
-            return
-        rem = _remaining(deadline)
-        if (rem is not None and rem <= 0) or not self._wait(conn.sock.fileno(), _POLLIN, rem):
-            raise Timeout(f"receive timed out on {self.url}", self.url)
+            raise Timeout(f"receive timed out on {self.url}", self.url) from None
+        except OSError:
+            chunk = memoryview(b"")
+        if chunk:
+            try:
+                self._ready.extend(conn.reader.feed(chunk))
+                return
+            except ProtocolError:
+                pass
+        self._eof()
+        self._drop()  # the next _ensure reconnects and sends the pending request again
 
 
 class PullSocket(_Base):
-    """PULL, listening: the sink's data channel (eKuiper dials it as PUSH). Owner-only socket file."""
+    """PULL, listening: the sink's data channel (eKuiper dials it as PUSH). Owner-only socket file.
+
+    With one peer (eKuiper's case) a receive is a single blocking ``recv``; with several, or none yet,
+    it waits on all of them and the listener with ``poll``.
+    """
 
     def __init__(self, kind: str, url: str) -> None:
         super().__init__(kind, url)
@@ -328,26 +375,33 @@ class PullSocket(_Base):
             if self._ready:
                 return self._ready.popleft()
             deadline = None if self._recv_timeout is None else time.monotonic() + self._recv_timeout
-            for conn in list(self.conns.values()):  # data may already be waiting: no poll needed
-                self._read(conn)
             while not self._ready:
-                self._poll(deadline)
+                self._check_open()
+                if len(self.conns) == 1:
+                    self._recv_one(next(iter(self.conns.values())))
+                else:
+                    self._poll(deadline)
             return self._ready.popleft()
 
-    def _read(self, conn: _Conn) -> None:
+    def _recv_one(self, conn: _Conn) -> None:
         try:
-            chunk = conn.sock.recv(CHUNK)
+            chunk = conn.recv_within(self._recv_timeout)
         except BlockingIOError:
-            return
+            self._accept_waiting()  # a second peer may be waiting in the backlog: serve it too
+            raise Timeout(f"receive timed out on {self.url}", self.url) from None
         except OSError:
-            chunk = b""
-        if not chunk:
-            self._drop(conn)
-            return
-        try:
-            self._ready.extend(conn.reader.feed(chunk))
-        except ProtocolError:
-            self._drop(conn)
+            chunk = memoryview(b"")
+        self._take(conn, chunk)
+
+    def _take(self, conn: _Conn, chunk: memoryview) -> None:
+        if chunk:
+            try:
+                self._ready.extend(conn.reader.feed(chunk))
+                return
+            except ProtocolError:
+                pass
+        self._eof()
+        self._drop(conn)
 
     def _poll(self, deadline: Optional[float]) -> None:
         assert self.listener is not None
@@ -366,27 +420,38 @@ class PullSocket(_Base):
             raise Timeout(f"receive timed out on {self.url}", self.url)
         for fd, _ in ready:
             if fd == self.listener.fileno():
-                self._accept()
+                self._accept_waiting()
             elif fd in self.conns:
-                self._read(self.conns[fd])
+                conn = self.conns[fd]
+                try:
+                    chunk = conn.recv_within(0.001)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = memoryview(b"")
+                self._take(conn, chunk)
 
-    def _accept(self) -> None:
+    def _accept_waiting(self) -> None:
         assert self.listener is not None
-        try:
-            sock, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        try:
-            _handshake(sock, self.kind)
-        except (OSError, ProtocolError):
-            sock.close()
-            return
-        conn = _Conn(sock)
-        self.conns[sock.fileno()] = conn
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            try:
+                _handshake(sock, self.kind)
+            except (OSError, ProtocolError):
+                sock.close()
+                continue
+            self.conns[sock.fileno()] = _Conn(sock)
 
     def _drop(self, conn: _Conn) -> None:
         self.conns.pop(conn.sock.fileno(), None)
         conn.close()
+
+    def _interrupt(self) -> None:
+        for conn in list(self.conns.values()):
+            conn.interrupt()
 
     def _release(self) -> None:
         for conn in list(self.conns.values()):

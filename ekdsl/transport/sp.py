@@ -8,7 +8,7 @@ then every message is ``0x01``, a ``u64`` big-endian length, and that many bytes
 from __future__ import annotations
 
 import struct
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from ..errors import ProtocolError
 
@@ -49,25 +49,32 @@ class FrameReader:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, chunk: bytes) -> List[bytes]:
-        buf = self._buf
-        buf += chunk
+    def feed(self, chunk: Union[bytes, bytearray, memoryview]) -> List[bytes]:
+        """Add received bytes; return every message they complete (``chunk`` is not kept)."""
+        data: Union[bytes, bytearray, memoryview]
+        if self._buf:
+            self._buf += chunk
+            data = self._buf
+        else:
+            data = chunk  # the common case: parse in place, keep only an incomplete tail
         out: List[bytes] = []
         pos = 0
-        n = len(buf)
+        n = len(data)
         while n - pos >= 9:
-            if buf[pos] != 1:
-                raise ProtocolError(f"bad SP message type byte 0x{buf[pos]:02x}")
-            size = _LEN.unpack_from(buf, pos + 1)[0]
+            if data[pos] != 1:
+                raise ProtocolError(f"bad SP message type byte 0x{data[pos]:02x}")
+            size = _LEN.unpack_from(data, pos + 1)[0]
             if size > MAX_MESSAGE:
                 raise ProtocolError(f"SP message of {size} bytes is too large")
             end = pos + 9 + size
             if end > n:
                 break
-            out.append(bytes(buf[pos + 9:end]))
+            out.append(bytes(data[pos + 9:end]))
             pos = end
-        if pos:
-            del buf[:pos]
+        if data is self._buf:
+            del self._buf[:pos]
+        elif pos < n:
+            self._buf += data[pos:]
         return out
 
     def pending(self) -> Optional[int]:

@@ -1,0 +1,150 @@
+"""ekdsl vs the official Python SDK vs a raw pynng plugin, side by side, through one host driver.
+
+    python benchmarks/run.py                 # 3 runs of 2 s per path; medians
+    python benchmarks/run.py --quick         # a seconds-long smoke run
+    python benchmarks/run.py --json out.json
+
+The official SDK (PyPI ``ekuiper`` 2.4.2, pinning ``pynng==0.8.1``) is installed in its own virtual
+environment (``--sdk-python`` to reuse one). All three plugins run with that interpreter, as on eKuiper's
+slim-python image: the raw pynng plugin on the same pynng, the ekdsl plugin with ekdsl vendored in its
+package (its native transport needs no pynng).
+Each plugin is driven by ``driver.py`` in its own process. "CPU µs" is the plugin process's CPU per
+row or call, independent of the host's speed; "host µs" is the driver's own, to show when it is the
+bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PLUGINS = ("ekdsl", "sdk", "raw")
+SDK_VERSION = "2.4.2"
+
+ROWS = [
+    ("source, 40 B rows", "source_small", "rows/s"),
+    ("source, 1 KiB rows", "source_1k", "rows/s"),
+    ("sink, per row, no ack", "sink_row", "rows/s"),
+    ("sink, per row, no ack, fast host", "sink_row_fast_host", "rows/s"),
+    ("sink, per row, requireAck", "sink_row_ack", "rows/s"),
+    ("sink, batches of 50, no ack", "sink_batch", "rows/s"),
+    ("sink, batches of 50, requireAck", "sink_batch_ack", "rows/s"),
+    ("function Exec, trivial", "func_echo", "calls/s"),
+    ("function Exec, aggregate of 1000", "func_agg1000", "calls/s"),
+]
+
+
+def sdk_python(given: Optional[str]) -> str:
+    if given:
+        return given
+    venv = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ekdsl-bench" / f"ekuiper-{SDK_VERSION}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"ekuiper=={SDK_VERSION}"], check=True)
+    return str(python)
+
+
+def specs(sdk_py: str, secs: float, workdir: str) -> Dict[str, Dict[str, Any]]:
+    sys.path.insert(0, str(ROOT))
+    from ekdsl import load_target
+    from ekdsl.package import export
+
+    model = load_target(str(HERE / "plugins" / "benchek.py")).model()
+    exported = export(model, workdir).directory
+    return {
+        "ekdsl": {"name": "benchek", "exe": f"{exported}/main.py", "python": sdk_py, "secs": secs},
+        "sdk": {"name": "benchsdk", "exe": str(HERE / "plugins" / "benchsdk" / "benchsdk.py"), "python": sdk_py,
+                "secs": secs},
+        "raw": {"name": "benchraw", "exe": str(HERE / "plugins" / "benchraw.py"), "python": sdk_py, "secs": secs},
+    }
+
+
+def drive(spec: Dict[str, Any]) -> Dict[str, Any]:
+    proc = subprocess.run([sys.executable, str(HERE / "driver.py"), json.dumps(spec)], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"driver failed for {spec['name']}:\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    result: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def median_of(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            out[key] = {k: statistics.median(r[key][k] for r in runs) for k in value}
+        else:
+            out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
+def fmt(x: Optional[float], digits: int = 0) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def table(res: Dict[str, Dict[str, Any]]) -> str:
+    cols = [p for p in PLUGINS if p in res]
+    head = f"{'path':36} {'metric':10}" + "".join(f"{c:>12}" for c in cols) + f"{'ekdsl/sdk':>11}"
+    lines = [head, "-" * len(head)]
+
+    def row(label: str, metric: str, values: Dict[str, Optional[float]], digits: int = 0) -> None:
+        cells = "".join(f"{fmt(values.get(c), digits):>12}" for c in cols)
+        lines.append(f"{label:36} {metric:10}{cells}{ratio(values.get('ekdsl'), values.get('sdk')):>11}")
+
+    for label, key, unit in ROWS:
+        row(label, unit, {c: res[c][key]["per_s"] for c in cols})
+        row("", "CPU µs", {c: res[c][key]["plugin_us"] for c in cols}, 1)
+        row("", "host µs", {c: res[c][key]["host_us"] for c in cols}, 1)
+        if key.startswith("func"):
+            row("", "p50 ms", {c: res[c][key]["p50_ms"] for c in cols}, 3)
+            row("", "p99 ms", {c: res[c][key]["p99_ms"] for c in cols}, 3)
+    row("start → handshake", "ms", {c: res[c]["handshake_ms"] for c in cols}, 1)
+    row("idle RSS", "MiB", {c: res[c]["idle_rss_kib"] / 1024 for c in cols}, 1)
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--secs", type=float, default=2.0, help="seconds measured per path")
+    ap.add_argument("--quick", action="store_true", help="one run, 0.3 s per path (a smoke test)")
+    ap.add_argument("--only", default=",".join(PLUGINS), help="comma-separated: ekdsl,sdk,raw")
+    ap.add_argument("--sdk-python", help="a python with ekuiper==2.4.2 installed (default: a cached venv)")
+    ap.add_argument("--json", help="also write the medians (and every run) to this file")
+    args = ap.parse_args(argv)
+    runs, secs = (1, 0.3) if args.quick else (args.runs, args.secs)
+    only = [p for p in args.only.split(",") if p]
+    sdk_py = sdk_python(args.sdk_python)
+    with tempfile.TemporaryDirectory(prefix="ekdsl-bench-") as work:
+        all_specs = specs(sdk_py, secs, work)
+        raw: Dict[str, List[Dict[str, Any]]] = {p: [] for p in only}
+        for _ in range(runs):
+            for name in only:
+                raw[name].append(drive(all_specs[name]))
+    medians = {name: median_of(r) for name, r in raw.items()}
+    print(f"medians of {runs} run(s), {secs:g} s per path, {os.cpu_count()} CPUs, Python "
+          f"{sys.version.split()[0]}")
+    print(table(medians))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"medians": medians, "runs": raw}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
