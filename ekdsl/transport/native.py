@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 from collections import deque
-from typing import Deque, Dict, Optional
+from typing import Deque, Dict, Optional, Union
 
 from ..errors import ProtocolError, TransportError
 from . import BadState, Closed, Socket, Timeout
@@ -80,7 +80,7 @@ class _Conn:
             self.rcvtimeo = seconds
         return self.view[:self.sock.recv_into(self.buf)]
 
-    def send_within(self, data: memoryview, seconds: Optional[float]) -> int:
+    def send_within(self, data: Union[bytes, memoryview], seconds: Optional[float]) -> int:
         if seconds != self.sndtimeo:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(seconds))
             self.sndtimeo = seconds
@@ -255,6 +255,19 @@ class _Dialer(_Base):
 
     def _send_frame(self, data: bytes) -> None:
         with self._io:
+            conn = self.conn
+            if conn is not None and not conn.out:  # the common case: connected, nothing left over
+                try:
+                    sent = conn.send_within(data, self._send_timeout)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    sent = -1
+                if sent == len(data):
+                    return
+                if sent > 0:  # the message has started: it is sent, its tail goes before the next one
+                    conn.out = data[sent:]
+                    return
             deadline = None if self._send_timeout is None else time.monotonic() + self._send_timeout
             while True:
                 conn = self._ensure(deadline)
@@ -311,13 +324,15 @@ class ReqSocket(_Dialer):
         if self._pending is None:
             raise BadState(f"req socket {self.url} has no request to receive a reply for", self.url)
         with self._io:
-            deadline = None if self._recv_timeout is None else time.monotonic() + self._recv_timeout
+            deadline = None
             while True:
                 while self._ready:
                     msg = self._ready.popleft()
                     if len(msg) >= 4 and _ID.unpack_from(msg)[0] == self._pending:
                         self._pending = None
                         return msg[4:]
+                if deadline is None and self._recv_timeout is not None:
+                    deadline = time.monotonic() + self._recv_timeout
                 self._read(deadline)
 
     def _read(self, deadline: Optional[float]) -> None:
@@ -374,12 +389,14 @@ class PullSocket(_Base):
         with self._io:
             if self._ready:
                 return self._ready.popleft()
-            deadline = None if self._recv_timeout is None else time.monotonic() + self._recv_timeout
+            deadline: Optional[float] = None
             while not self._ready:
                 self._check_open()
                 if len(self.conns) == 1:
                     self._recv_one(next(iter(self.conns.values())))
                 else:
+                    if deadline is None and self._recv_timeout is not None:
+                        deadline = time.monotonic() + self._recv_timeout
                     self._poll(deadline)
             return self._ready.popleft()
 
