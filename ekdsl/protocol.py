@@ -188,6 +188,8 @@ def _loads(data: bytes, what: str) -> Any:
         return fast_loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"{what} is not valid JSON ({exc}): {_preview(data)}", data) from None
+    except RecursionError:
+        raise ProtocolError(f"{what} is nested too deeply to decode: {_preview(data)}", data) from None
 
 
 def _preview(data: bytes, limit: int = 120) -> str:
@@ -442,8 +444,8 @@ def encode_func_reply(state: bool, result: Any) -> bytes:
 def decode_func_reply(payload: bytes) -> Tuple[bool, Any]:
     """The host's reading of a ``FuncReply`` (its error text when it cannot)."""
     try:
-        raw = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        raw = fast_loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raw = None
     if not isinstance(raw, dict) or not isinstance(raw.get("state"), bool):
         raise ProtocolError(f"Failed to unmarshal function result {payload[:200]!r}", payload)

@@ -59,6 +59,9 @@ class PluginServer:
         except ProtocolError as exc:
             self.log.error("refused control message: %s", exc)
             return error_reply(str(exc))
+        except Exception as exc:  # whatever else a hostile message can provoke: answer, never die
+            self.log.exception("refused control message")
+            return error_reply(f"malformed control message: {type(exc).__name__}")
         ctrl = cmd.control
         try:
             if cmd.cmd == "stop":

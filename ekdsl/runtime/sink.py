@@ -46,11 +46,11 @@ def shape_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]
     if kind == "any":
         try:
             return [_json(payload)]
-        except ValueError:
+        except (ValueError, RecursionError):
             return [payload.decode("utf-8", "replace")]
     try:
         value = _json(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ConfigError(symbol, "data", t.describe() if t else "JSON", payload[:80],
                           "the payload is not JSON; annotate the data parameter as bytes or str") from None
     assert t is not None

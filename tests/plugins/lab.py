@@ -150,3 +150,40 @@ async def shout(s: str, *more: str) -> str:
 @plugin.source
 def fixed(n: int = 3) -> Iterator[dict]:
     return iter([{"k": i} for i in range(n)])
+
+
+@plugin.source
+def setup_fail(device: str = "/dev/nothing") -> Iterator[dict]:
+    raise OSError(f"cannot open {device}")
+    yield {}  # pragma: no cover - makes this a generator
+
+
+@plugin.source
+def empty() -> Iterator[dict]:
+    return
+    yield {}  # pragma: no cover
+
+
+@plugin.source
+def hang(marker: str = "") -> Iterator[dict]:
+    try:
+        time.sleep(3600)  # not interruptible: stop must still answer at once
+        yield {}
+    finally:
+        if marker:
+            Path(marker).write_text("closed")
+
+
+@plugin.sink
+def teardown_fail(path: str) -> Generator[None, dict, None]:
+    try:
+        while True:
+            _append(path, (yield))
+    finally:
+        raise RuntimeError("teardown exploded")
+
+
+@plugin.sink
+def slow_sink(data: dict, path: str, delay: float = 0.002) -> None:
+    time.sleep(delay)
+    _append(path, data)
