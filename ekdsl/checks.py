@@ -32,6 +32,7 @@ class Entry:
     is_dir: bool
     mode: int  # permission bits, as Go's zip FileHeader.Mode() gives them
     data: bytes = b""
+    link: bool = False  # a symbolic link (its data is the target)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def read_entries(path: str) -> List[Entry]:
         raise PackagingError(f"no such package: {path} (give a plugin .zip or an exported folder)", path)
     try:
         with zipfile.ZipFile(path) as zf:
-            return [Entry(i.filename, i.is_dir(), _zip_mode(i), b"" if i.is_dir() else zf.read(i))
+            return [Entry(i.filename, i.is_dir(), _zip_mode(i), b"" if i.is_dir() else zf.read(i),
+                          i.create_system in (3, 19) and stat.S_ISLNK(i.external_attr >> 16))
                     for i in zf.infolist()]
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise PackagingError(f"{path} is not a readable zip file ({exc})", path) from exc
@@ -103,6 +105,9 @@ def _dir_entries(root: str) -> List[Entry]:
         for name in sorted(names):
             full = os.path.join(folder, name)
             arc = name if rel == "." else f"{rel}/{name}"
+            if os.path.islink(full):
+                out.append(Entry(arc, False, 0o777, os.readlink(full).encode(), link=True))
+                continue
             with open(full, "rb") as fh:
                 out.append(Entry(arc, False, stat.S_IMODE(os.stat(full).st_mode), fh.read()))
     return out
@@ -186,6 +191,10 @@ def _simulate_unzip(entries: List[Entry], report: Report) -> Set[str]:
         clean = posixpath.normpath(e.name.replace("\\", "/"))
         if clean.startswith("../") or clean == ".." or clean.startswith("/"):
             report.error(f"entry '{e.name}': path escapes from parent (eKuiper rejects it)")
+            continue
+        if e.link:
+            report.error(f"entry '{e.name}' is a symbolic link (to {e.data.decode('utf-8', 'replace')!r}): "
+                         "package the file itself")
             continue
         root = made["conf" if clean.startswith(_SYMBOL_DIRS) else "plugin"]
         target = clean if e.is_dir else posixpath.dirname(clean) or "."

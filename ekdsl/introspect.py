@@ -14,6 +14,7 @@ import inspect
 import os
 import re
 import sys
+import types as pytypes
 import typing
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
@@ -75,7 +76,7 @@ def _is_union(tp: Any) -> bool:
     origin = typing.get_origin(tp)
     if origin is typing.Union:
         return True
-    union_type = getattr(__import__("types"), "UnionType", None)
+    union_type = getattr(pytypes, "UnionType", None)  # X | Y, Python 3.10+
     return union_type is not None and origin is union_type
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -132,3 +132,15 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     if proc.returncode != 0:
         pytest.fail(f"cannot install the official SDK: {proc.stderr[-2000:]}")
     return python
+
+
+SOAK_FIGURES: list = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the soak and cycle figures (rows, losses, RSS, threads, fds) at the end of the run."""
+    if SOAK_FIGURES:
+        write = terminalreporter.write_line
+        write("")
+        for line in SOAK_FIGURES:
+            write(f"reliability: {line}")

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from ekdsl import PackagingError
+from ekdsl import PackagingError, load_target
 from ekdsl.host import Emulator
 from ekdsl.host.install import install, load_source_config
 from ekdsl.package import export
@@ -55,7 +55,7 @@ def test_ekdsl_plugin_from_module_and_from_zip(tmp_path):
         emu.stop(src)
         assert emu.findings == []
     assert not os.path.exists(emu.root) and not os.path.exists(emu.socket_dir)
-    zipped = export(__import__("ekdsl").load_target(str(WEATHER)).model(), str(tmp_path), make_zip=True).zip_path
+    zipped = export(load_target(str(WEATHER)).model(), str(tmp_path), make_zip=True).zip_path
     with Emulator(zipped) as emu:
         src = emu.start_source("readings", conf_key="fast", datasource="north")
         assert src.rows(2)[0]["station"] == "north"
@@ -63,7 +63,7 @@ def test_ekdsl_plugin_from_module_and_from_zip(tmp_path):
 
 
 def test_install_layout_and_yaml_semantics(tmp_path):
-    pkg = export(__import__("ekdsl").load_target(str(WEATHER)).model(), str(tmp_path / "out")).directory
+    pkg = export(load_target(str(WEATHER)).model(), str(tmp_path / "out")).directory
     inst = install(pkg, str(tmp_path / "root"))
     assert os.path.isfile(os.path.join(inst.plugin_dir, "main.py"))
     assert os.path.isfile(inst.etc("sources", "readings.yaml"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import stat
 import zipfile
 from pathlib import Path
@@ -113,7 +114,7 @@ def test_package_module_and_include(tmp_path, make_module):
     assert {"mypkg_incl/__init__.py", "mypkg_incl/sub/__init__.py", "mypkg_incl/sub/plug.py",
             "data.csv"} <= set(files)
     assert "main('mypkg_incl.sub.plug:plugin'" in files["main.py"][0].decode()
-    with zipfile.ZipFile(__import__("io").BytesIO(zip_bytes(files))) as zf:
+    with zipfile.ZipFile(io.BytesIO(zip_bytes(files))) as zf:
         names = zf.namelist()
     assert names.index("mypkg_incl/") < names.index("mypkg_incl/sub/") < names.index("mypkg_incl/sub/plug.py")
 

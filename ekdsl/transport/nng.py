@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import time
 from typing import Any, Iterator, Optional
 
@@ -86,6 +88,8 @@ def open_nng(kind: str, url: str, *, listen: bool, block: bool, attempts: int, i
         try:
             if listen:
                 raw.listen(url)
+                if url.startswith("ipc://"):
+                    os.chmod(url[len("ipc://"):], stat.S_IRUSR | stat.S_IWUSR)  # owner-only, as the native one
             else:
                 raw.dial(url, block=block)
             return sock

@@ -187,3 +187,20 @@ def teardown_fail(path: str) -> Generator[None, dict, None]:
 def slow_sink(data: dict, path: str, delay: float = 0.002) -> None:
     time.sleep(delay)
     _append(path, data)
+
+
+@plugin.sink
+def checker(path: str) -> Generator[None, dict, None]:
+    """Counts rows and sequence gaps (rows carry "i" from ticker); writes the tally every 500 rows."""
+    count, gaps, last = 0, 0, -1
+    try:
+        while True:
+            row = yield
+            i = row["i"]
+            gaps += i != last + 1
+            last = i
+            count += 1
+            if count % 500 == 0:
+                Path(path).write_text(json.dumps({"count": count, "gaps": gaps, "last": last}))
+    finally:
+        Path(path).write_text(json.dumps({"count": count, "gaps": gaps, "last": last}))
