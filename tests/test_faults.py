@@ -44,6 +44,16 @@ def test_hanging_source_does_not_block_stop(host, tmp_path):
     assert h.start_source("ticker", {"interval": 0.001}, rule="r2").rows(1)
 
 
+def test_sink_failing_on_every_row_keeps_serving(host, tmp_path):
+    h = host()
+    snk = h.start_sink("collect", {"path": str(tmp_path), "requireAck": True})  # a folder: every write fails
+    acks = [snk.send(b'{"i":1}') for _ in range(20)]
+    assert all(a and a.startswith("IsADirectoryError") for a in acks)
+    h.stop_sink(snk)
+    assert h.function("add").exec(1) == (True, 11)
+    assert h.process.poll() is None
+
+
 def test_sink_teardown_failure_is_logged(host, tmp_path):
     h = host()
     out = tmp_path / "t.jsonl"

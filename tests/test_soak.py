@@ -16,6 +16,8 @@ from ekdsl.host import Host
 
 from .conftest import LAB, SOAK_FIGURES
 
+SOAK_SECONDS = float(os.environ.get("EKDSL_SOAK_SECONDS", "60"))
+
 
 def stats(pid: int) -> dict:
     with open(f"/proc/{pid}/status") as fh:
@@ -33,9 +35,10 @@ def lab(exported, sockdir):
     h.close()
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 120)
 def test_soak_source_to_sink(lab, tmp_path):
     """eKuiper's pipeline in miniature: rows from the source are forwarded to the sink with requireAck."""
-    seconds = float(os.environ.get("EKDSL_SOAK_SECONDS", "60"))
+    seconds = SOAK_SECONDS
     tally = tmp_path / "tally.json"
     pid = lab.process.pid
     src = lab.start_source("ticker", {"interval": 0}, rule="soak", op="s")
@@ -90,6 +93,7 @@ def test_thousand_stop_start_cycles(lab, tmp_path):
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(400)
 def test_control_channel_silent_for_minutes(lab):
     time.sleep(180)  # deliberately idle: the keepalive is what is under test
     assert lab.start_source("ticker", {"interval": 0.001}).rows(1)
