@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any, Dict, Optional
 
 from ..context import Context
 from ..errors import ConfigError, EkdslError, ProtocolError, TransportError
 from ..model import MISSING, SymbolModel
-from ..protocol import (
-    HANDSHAKE,
-    decode_func_request,
-    encode_func_reply,
-    parse_func_meta,
-)
-from ..transport import BadState, Closed, Socket, Timeout
+from ..protocol import decode_func_request, encode_func_reply, parse_func_meta
+from ..transport import Closed, Socket
 from ..types import coerce
+from .answer import answer_loop
 
 __all__ = ["FunctionHandler", "FunctionService"]
 
-KEEPALIVE = 5.0  # seconds without a request before re-sending the handshake (as eKuiper's SDKs do)
 RECV_SLICE = 1.0
 
 
@@ -149,15 +143,6 @@ class FunctionService:
             self.sock.close()
         self.done.wait(wait)
 
-    def _send(self, data: bytes) -> bool:
-        while not self._stop.is_set():
-            try:
-                self.sock.send(data)
-                return True
-            except Timeout:
-                continue
-        return False
-
     def _run(self) -> None:
         try:
             self._serve()
@@ -171,21 +156,4 @@ class FunctionService:
             self.done.set()
 
     def _serve(self) -> None:
-        if not self._send(HANDSHAKE):
-            return
-        last = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                request = self.sock.recv()
-            except Timeout:
-                if time.monotonic() - last >= KEEPALIVE:
-                    self._send(HANDSHAKE)
-                    last = time.monotonic()
-                continue
-            except BadState:
-                self._send(HANDSHAKE)
-                last = time.monotonic()
-                continue
-            self._send(self.handler.handle(request))
-            last = time.monotonic()
-
+        answer_loop(self.sock, self.handler.handle, self._stop.is_set)

@@ -6,13 +6,11 @@ import logging
 import os
 import signal
 import threading
-import time
 from typing import Any, Dict, Optional, Union
 
 from ..errors import EkdslError, ProtocolError, TransportError
 from ..model import PluginModel, SymbolModel
 from ..protocol import (
-    HANDSHAKE,
     REPLY_OK,
     Control,
     ack_url,
@@ -22,7 +20,8 @@ from ..protocol import (
     error_reply,
     func_url,
 )
-from ..transport import BadState, Closed, Timeout, open_socket
+from ..transport import open_socket
+from .answer import answer_loop
 from .binding import bind_config, make_context
 from .function import FunctionHandler, FunctionService
 from .logs import instance_logger
@@ -31,8 +30,7 @@ from .source import SourceRunner
 
 __all__ = ["PluginServer"]
 
-KEEPALIVE = 5.0
-TICK = 1.0
+TICK = 1.0  # the control loop looks at its parent and at shutdown requests this often
 _KINDS = {"source": "source", "sink": "sink", "func": "function"}
 Runner = Union[SourceRunner, SinkRunner]
 
@@ -174,37 +172,14 @@ class PluginServer:
     def _loop(self, sock: Any, parent: Optional[int]) -> None:
         sock.recv_timeout = TICK
         sock.send_timeout = TICK
-        sock.send(HANDSHAKE)
-        last = time.monotonic()
-        while not self._shutdown.is_set():
-            try:
-                message = sock.recv()
-            except Timeout:
-                if parent is not None and os.getppid() != parent:
-                    self.log.warning("eKuiper (pid %d) is gone; exiting", parent)
-                    return
-                if time.monotonic() - last >= KEEPALIVE:
-                    self._keepalive(sock)
-                    last = time.monotonic()
-                continue
-            except BadState:
-                self._keepalive(sock)
-                last = time.monotonic()
-                continue
-            except Closed:
-                return
-            reply = self.handle(message)
-            try:
-                sock.send(reply)
-            except Timeout:
-                self.log.error("could not reply to eKuiper within %.0fs", TICK)
-            last = time.monotonic()
 
-    def _keepalive(self, sock: Any) -> None:
-        try:
-            sock.send(HANDSHAKE)
-        except Timeout:
-            pass
+        def parent_gone() -> bool:
+            if parent is not None and os.getppid() != parent:
+                self.log.warning("eKuiper (pid %d) is gone; exiting", parent)
+                return True
+            return False
+
+        answer_loop(sock, self.handle, self._shutdown.is_set, parent_gone)
 
 
 def install_signal_handlers(server: PluginServer) -> None:

@@ -128,6 +128,7 @@ class _Base(Socket):
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._io = threading.RLock()
+        self._ready: Deque[bytes] = deque()  # received messages not yet returned
 
     def _check_open(self) -> None:
         if self._closed:
@@ -187,6 +188,17 @@ class _Base(Socket):
         """A connection ended: because of close(), or because the peer went."""
         if self._closed:
             raise Closed(f"socket {self.url} is closed", self.url)
+
+    def _absorb(self, conn: _Conn, chunk: memoryview) -> bool:
+        """Queue the messages ``chunk`` completes; False when the connection ended or broke the framing."""
+        if chunk:
+            try:
+                self._ready.extend(conn.reader.feed(chunk))
+                return True
+            except ProtocolError:
+                pass
+        self._eof()
+        return False
 
 
 class _Dialer(_Base):
@@ -304,7 +316,6 @@ class ReqSocket(_Dialer):
         self._id = random.getrandbits(31)
         self._pending: Optional[int] = None
         self._pending_frame = b""
-        self._ready: Deque[bytes] = deque()
 
     def _connected(self) -> None:
         self._ready.clear()
@@ -345,14 +356,8 @@ class ReqSocket(_Dialer):
             raise Timeout(f"receive timed out on {self.url}", self.url) from None
         except OSError:
             chunk = memoryview(b"")
-        if chunk:
-            try:
-                self._ready.extend(conn.reader.feed(chunk))
-                return
-            except ProtocolError:
-                pass
-        self._eof()
-        self._drop()  # the next _ensure reconnects and sends the pending request again
+        if not self._absorb(conn, chunk):
+            self._drop()  # the next _ensure reconnects and sends the pending request again
 
 
 class PullSocket(_Base):
@@ -366,7 +371,6 @@ class PullSocket(_Base):
         super().__init__(kind, url)
         self.listener: Optional[socket.socket] = None
         self.conns: Dict[int, _Conn] = {}
-        self._ready: Deque[bytes] = deque()
 
     def listen(self) -> None:
         _remove_stale(self.path)
@@ -411,14 +415,8 @@ class PullSocket(_Base):
         self._take(conn, chunk)
 
     def _take(self, conn: _Conn, chunk: memoryview) -> None:
-        if chunk:
-            try:
-                self._ready.extend(conn.reader.feed(chunk))
-                return
-            except ProtocolError:
-                pass
-        self._eof()
-        self._drop(conn)
+        if not self._absorb(conn, chunk):
+            self._drop(conn)
 
     def _poll(self, deadline: Optional[float]) -> None:
         assert self.listener is not None
