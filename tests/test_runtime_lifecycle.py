@@ -149,3 +149,30 @@ def test_start_stop_cycles_leave_no_trace(host, tmp_path, transport):
         cycle()
     assert wait_for(lambda: counts(pid) == before, timeout=3.0), (before, counts(pid))
     assert len(lines(out)) == n + 1
+
+
+def test_python_m_ekdsl_run(sockdir):
+    """`python -m ekdsl run TARGET` serves a plugin from its module, as the generated main.py does."""
+    import subprocess
+
+    from ekdsl.host.channels import ControlChannel, FunctionChannel
+    from ekdsl.protocol import Control as Ctl
+    from ekdsl.protocol import Meta as M
+
+    control = ControlChannel("lab", sockdir)
+    proc = subprocess.Popen([sys.executable, "-m", "ekdsl", "run", str(LAB), LAUNCH_ARG],
+                            env={**os.environ, "EKDSL_SOCKET_DIR": sockdir}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    fn = FunctionChannel("add", sockdir)
+    try:
+        control.handshake(30)
+        control.send_cmd("start", Ctl("add", "func", M()))
+        from ekdsl.host import FunctionHandle
+
+        assert FunctionHandle("add", fn).exec(2, 3) == (True, 5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        proc.kill()
+        fn.close()
+        control.close()
