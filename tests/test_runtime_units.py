@@ -110,3 +110,19 @@ def test_control_dispatch_never_raises(payload):
 def test_control_stop_unknown_is_ok():
     server = PluginServer(_plugin().model(), LOG)
     assert server.handle(encode_command("stop", Control("src", "source", Meta("r", "o")))) == b"ok"
+
+
+def test_run_path_imports_only_what_it_needs():
+    """The plugin process loads no yaml, msgpack, pynng (native transport), typing_extensions or asyncio."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from ekdsl.runtime import main; from ekdsl.plugin import load_target; "
+            "load_target(sys.argv[1]).model(docs=False); import ekdsl.transport.native; "
+            "print(' '.join(m for m in ('yaml', 'msgpack', 'pynng', 'typing_extensions', 'asyncio', "
+            "'ekdsl.docstrings', 'ekdsl.host') if m in sys.modules))")
+    from .conftest import PYSAM
+
+    out = subprocess.run([sys.executable, "-c", code, str(PYSAM)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
