@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import sys
 import zipfile
@@ -108,3 +109,25 @@ def test_native_executable_plugin(tmp_path, sockdir):
 def test_unknown_symbol(tmp_path):
     with Emulator(str(PYSAM)) as emu, pytest.raises(PackagingError, match="declares no source 'nope'"):
         emu.start_source("nope")
+
+
+def _interpreter(version: str) -> str:
+    import glob
+
+    found = sorted(glob.glob(f"/root/.pyenv/versions/{version}.*/bin/python")) or [
+        p for p in (shutil.which(f"python{version}"),) if p]
+    return found[0] if found else ""
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.12"])
+def test_plugin_runs_on_other_pythons(version):
+    """eKuiper's slim image runs Python 3.12; ekdsl supports 3.9+. The exported plugin needs nothing installed
+    there: ekdsl is vendored and the native transport needs no pynng."""
+    python = _interpreter(version)
+    if not python:
+        pytest.skip(f"no Python {version} on this machine")
+    with Emulator(str(WEATHER), python=python) as emu:
+        assert emu.host.process.argv[0] == python
+        assert emu.start_source("readings", conf_key="one").rows(2)
+        assert emu.start_sink("archive", {"path": "x.jsonl", "requireAck": True}).send(b'[{"a":1}]') is None
+        assert emu.function("spread").exec([1.0, 4.0]) == (True, 3.0)
