@@ -57,11 +57,6 @@ class Report:
     def ok(self) -> bool:
         return not any(f.level == "error" for f in self.findings)
 
-    @property
-    def installable(self) -> bool:
-        """True if eKuiper's installer would accept the package (lint findings aside)."""
-        return not any(f.level == "error" and not f.lint for f in self.findings)
-
     def error(self, message: str, lint: bool = False) -> None:
         self.findings.append(Finding("error", message, lint))
 

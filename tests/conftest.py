@@ -144,3 +144,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         write("")
         for line in SOAK_FIGURES:
             write(f"reliability: {line}")
+
+
+def start_stop_cycle(h: Any, out: Path) -> None:
+    """Start a source and a sink of the lab plugin, use each once, stop both (eKuiper's order)."""
+    src = h.start_source("ticker", {"interval": 0.001})
+    snk = h.start_sink("collect", {"path": str(out), "requireAck": True})
+    src.rows(1)
+    assert snk.send(b'{"i":1}') is None
+    h.stop_source(src)
+    h.stop_sink(snk)

@@ -15,7 +15,7 @@ import pytest
 from ekdsl.host import LAUNCH_ARG, PluginProcess
 from ekdsl.protocol import Control, Meta, encode_command
 
-from .conftest import LAB, lines, wait_for
+from .conftest import LAB, lines, start_stop_cycle, wait_for
 
 
 def counts(pid: int) -> tuple[int, int]:
@@ -134,19 +134,11 @@ def test_start_stop_cycles_leave_no_trace(host, tmp_path, transport):
     pid = h.process.pid
     out = tmp_path / "rows.jsonl"
 
-    def cycle() -> None:
-        src = h.start_source("ticker", {"interval": 0.001})
-        snk = h.start_sink("collect", {"path": str(out), "requireAck": True})
-        src.rows(1)
-        snk.send(b'{"i":1}')
-        h.stop_source(src)
-        h.stop_sink(snk)
-
-    cycle()
+    start_stop_cycle(h, out)
     before = counts(pid)
     n = 200 if transport == "native" else 50
     for _ in range(n):
-        cycle()
+        start_stop_cycle(h, out)
     assert wait_for(lambda: counts(pid) == before, timeout=3.0), (before, counts(pid))
     assert len(lines(out)) == n + 1
 

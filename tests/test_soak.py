@@ -14,7 +14,7 @@ import pytest
 
 from ekdsl.host import Host
 
-from .conftest import LAB, SOAK_FIGURES
+from .conftest import LAB, SOAK_FIGURES, start_stop_cycle
 
 SOAK_SECONDS = float(os.environ.get("EKDSL_SOAK_SECONDS", "60"))
 
@@ -71,18 +71,10 @@ def test_thousand_stop_start_cycles(lab, tmp_path):
     pid = lab.process.pid
     out = tmp_path / "rows.jsonl"
 
-    def cycle() -> None:
-        src = lab.start_source("ticker", {"interval": 0.001})
-        snk = lab.start_sink("collect", {"path": str(out), "requireAck": True})
-        src.rows(1)
-        assert snk.send(b'{"i":1}') is None
-        lab.stop_source(src)
-        lab.stop_sink(snk)
-
-    cycle()
+    start_stop_cycle(lab, out)
     before = stats(pid)
     for _ in range(1000):
-        cycle()
+        start_stop_cycle(lab, out)
     after = stats(pid)
     assert (after["threads"], after["fds"]) == (before["threads"], before["fds"])
     assert after["rss_kib"] - before["rss_kib"] < 4096, (before, after)

@@ -150,9 +150,7 @@ class Host:
 
     def stop_source(self, handle: SourceHandle) -> None:
         """Close the PULL socket first, then send stop (eKuiper's order)."""
-        handle.channel.close()
-        self._cmd("stop", handle.control)
-        self._discard(handle)
+        self._stop(handle)
 
     def start_sink(self, symbol: str, config: Mapping[str, Any], rule: str = "rule1", op: str = "sink_0",
                    instance: int = 0, data_impl: str = "pynng") -> SinkHandle:
@@ -173,6 +171,10 @@ class Host:
         return handle
 
     def stop_sink(self, handle: SinkHandle) -> None:
+        """Close the data PUSH and the ack PULL first, then send stop (eKuiper's order)."""
+        self._stop(handle)
+
+    def _stop(self, handle: Any) -> None:
         handle.channel.close()
         self._cmd("stop", handle.control)
         self._discard(handle)

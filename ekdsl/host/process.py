@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import Dict, List, Optional, TextIO
 
 __all__ = ["LAUNCH_ARG", "PluginProcess"]
 
@@ -58,18 +58,6 @@ class PluginProcess:
         with self._lock:
             return "\n".join(self.lines)
 
-    def wait_output(self, needle: str, timeout: float = 5.0) -> bool:
-        """Wait until ``needle`` appears in the output."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.output:
-                return True
-            if self.proc.poll() is not None:
-                self._reader.join(1.0)
-                return needle in self.output
-            time.sleep(0.02)
-        return False
-
     def poll(self) -> Optional[int]:
         return self.proc.poll()
 
@@ -89,7 +77,3 @@ class PluginProcess:
             self.proc.kill()
         self.proc.wait(10)
         self._reader.join(2.0)
-
-    @staticmethod
-    def command_line(argv: Sequence[str]) -> str:
-        return " ".join(argv)
