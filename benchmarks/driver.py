@@ -1,8 +1,9 @@
 """The host driver: eKuiper's side (pynng), in its own process, measuring one plugin on every path.
 
-Usage: ``python driver.py SPEC_JSON`` where SPEC has ``name``, ``exe``, ``python`` and ``secs``; prints one
-JSON object of results. Plugin CPU is read from ``/proc/<pid>/task/*/schedstat`` (nanoseconds, all
-threads), so it does not depend on the host's own speed; the driver's CPU is reported beside it.
+Usage: ``python driver.py SPEC_JSON`` where SPEC has ``name``, ``exe``, ``python``, ``secs`` and optionally
+``env`` (variables for the plugin); prints one JSON object of results. Plugin CPU is read from
+``/proc/<pid>/task/*/schedstat`` (nanoseconds, all threads), so it does not depend on the host's own speed;
+the driver's CPU is reported beside it.
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ class Bench:
 
 def new_host(spec: Dict[str, Any]) -> Host:
     """Every plugin runs with the same interpreter and environment, bytecode caching on (as deployed)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "EKDSL_JSON")}
+    env.update(spec.get("env", {}))
     return Host(spec["name"], spec["exe"], python=spec.get("python"), socket_dir=spec.get("socket_dir"),
                 init_timeout=60, env=env)
 

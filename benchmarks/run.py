@@ -5,9 +5,11 @@
     python benchmarks/run.py --json out.json
 
 The official SDK (PyPI ``ekuiper`` 2.4.2, pinning ``pynng==0.8.1``) is installed in its own virtual
-environment (``--sdk-python`` to reuse one). All three plugins run with that interpreter, as on eKuiper's
-slim-python image: the raw pynng plugin on the same pynng, the ekdsl plugin with ekdsl vendored in its
-package (its native transport needs no pynng).
+environment, with orjson beside it (``--sdk-python`` to reuse one). All plugins run with that interpreter,
+as on eKuiper's slim-python image: the raw pynng plugin on the same pynng, the ekdsl plugin with ekdsl
+vendored in its package (its native transport needs no pynng), twice: decoding JSON with the standard
+library (``ekdsl``, what runs with nothing installed) and with orjson (``ekdsl+orjson``, left out when
+that interpreter has no orjson).
 Each plugin is driven by ``driver.py`` in its own process. "CPU µs" is the plugin process's CPU per
 row or call, independent of the host's speed; "host µs" is the driver's own, to show when it is the
 bottleneck.
@@ -27,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PLUGINS = ("ekdsl", "sdk", "raw")
+PLUGINS = ("ekdsl", "ekdsl+orjson", "sdk", "raw")
 SDK_VERSION = "2.4.2"
 
 ROWS = [
@@ -50,8 +52,12 @@ def sdk_python(given: Optional[str]) -> str:
     python = venv / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"ekuiper=={SDK_VERSION}"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"ekuiper=={SDK_VERSION}", "orjson"], check=True)
     return str(python)
+
+
+def has_orjson(python: str) -> bool:
+    return subprocess.run([python, "-c", "import orjson"], capture_output=True).returncode == 0
 
 
 def specs(sdk_py: str, secs: float, workdir: str) -> Dict[str, Dict[str, Any]]:
@@ -62,7 +68,10 @@ def specs(sdk_py: str, secs: float, workdir: str) -> Dict[str, Dict[str, Any]]:
     model = load_target(str(HERE / "plugins" / "benchek.py")).model()
     exported = export(model, workdir).directory
     return {
-        "ekdsl": {"name": "benchek", "exe": f"{exported}/main.py", "python": sdk_py, "secs": secs},
+        "ekdsl": {"name": "benchek", "exe": f"{exported}/main.py", "python": sdk_py, "secs": secs,
+                  "env": {"EKDSL_JSON": "stdlib"}},
+        "ekdsl+orjson": {"name": "benchek", "exe": f"{exported}/main.py", "python": sdk_py, "secs": secs,
+                         "env": {"EKDSL_JSON": "orjson"}},
         "sdk": {"name": "benchsdk", "exe": str(HERE / "plugins" / "benchsdk" / "benchsdk.py"), "python": sdk_py,
                 "secs": secs},
         "raw": {"name": "benchraw", "exe": str(HERE / "plugins" / "benchraw.py"), "python": sdk_py, "secs": secs},
@@ -100,12 +109,14 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
 
 def table(res: Dict[str, Dict[str, Any]]) -> str:
     cols = [p for p in PLUGINS if p in res]
-    head = f"{'path':36} {'metric':10}" + "".join(f"{c:>12}" for c in cols) + f"{'ekdsl/sdk':>11}"
+    ratios = [(p, f"{'+orjson' if p != 'ekdsl' else p}/sdk") for p in ("ekdsl", "ekdsl+orjson") if p in res]
+    head = f"{'path':36} {'metric':10}" + "".join(f"{c:>13}" for c in cols) + "".join(f"{t:>13}" for _, t in ratios)
     lines = [head, "-" * len(head)]
 
     def row(label: str, metric: str, values: Dict[str, Optional[float]], digits: int = 0) -> None:
-        cells = "".join(f"{fmt(values.get(c), digits):>12}" for c in cols)
-        lines.append(f"{label:36} {metric:10}{cells}{ratio(values.get('ekdsl'), values.get('sdk')):>11}")
+        cells = "".join(f"{fmt(values.get(c), digits):>13}" for c in cols)
+        cells += "".join(f"{ratio(values.get(p), values.get('sdk')):>13}" for p, _ in ratios)
+        lines.append(f"{label:36} {metric:10}{cells}")
 
     for label, key, unit in ROWS:
         row(label, unit, {c: res[c][key]["per_s"] for c in cols})
@@ -124,13 +135,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--secs", type=float, default=2.0, help="seconds measured per path")
     ap.add_argument("--quick", action="store_true", help="one run, 0.3 s per path (a smoke test)")
-    ap.add_argument("--only", default=",".join(PLUGINS), help="comma-separated: ekdsl,sdk,raw")
+    ap.add_argument("--only", default=",".join(PLUGINS), help=f"comma-separated, of: {','.join(PLUGINS)}")
     ap.add_argument("--sdk-python", help="a python with ekuiper==2.4.2 installed (default: a cached venv)")
     ap.add_argument("--json", help="also write the medians (and every run) to this file")
     args = ap.parse_args(argv)
     runs, secs = (1, 0.3) if args.quick else (args.runs, args.secs)
     only = [p for p in args.only.split(",") if p]
+    unknown = set(only) - set(PLUGINS)
+    if unknown:
+        ap.error(f"--only: unknown plugin(s) {', '.join(sorted(unknown))}; choose from {', '.join(PLUGINS)}")
     sdk_py = sdk_python(args.sdk_python)
+    if "ekdsl+orjson" in only and not has_orjson(sdk_py):
+        print(f"note: {sdk_py} has no orjson; ekdsl+orjson left out ({sdk_py} -m pip install orjson)")
+        only.remove("ekdsl+orjson")
     with tempfile.TemporaryDirectory(prefix="ekdsl-bench-") as work:
         all_specs = specs(sdk_py, secs, work)
         raw: Dict[str, List[Dict[str, Any]]] = {p: [] for p in only}

@@ -7,17 +7,13 @@ portable/runtime/{shared,connection,source,sink,function}.go``.
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import datetime as _dt
-import decimal
-import enum
 import json
-import math
 import os
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
+from .codec import dumps as _dumps
+from .codec import loads as _decode
 from .errors import ProtocolError, TransportError
 
 __all__ = [
@@ -47,7 +43,6 @@ __all__ = [
     "func_context",
     "func_url",
     "go_json",
-    "json_safe",
     "parse_func_meta",
     "socket_dir",
 ]
@@ -185,7 +180,7 @@ def encode_command(cmd: str, control: Control) -> bytes:
 
 def _loads(data: bytes, what: str) -> Any:
     try:
-        return fast_loads(data)
+        return _decode(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"{what} is not valid JSON ({exc}): {_preview(data)}", data) from None
     except RecursionError:
@@ -246,100 +241,6 @@ def error_reply(text: str) -> bytes:
     if text[0] == "h":
         text = "error: " + text
     return text.encode("utf-8", "replace")
-
-
-# ---------------------------------------------------------------- JSON-safe values
-
-
-def json_safe(value: Any) -> Any:
-    """Convert a Python value into something ``json.dumps`` accepts, as Go would decode it.
-
-    datetime/date → RFC 3339 text, Decimal → number, bytes → base64 (Go ``[]byte``),
-    tuples and sets → lists, dataclasses → objects, enums → values, numpy
-    scalars/arrays → numbers/lists, NaN and ±Infinity → null (JSON has none).
-    """
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_safe(v) for v in value]
-    return _json_other(value)
-
-
-def _json_other(value: Any) -> Any:
-    if isinstance(value, _dt.datetime):
-        return value.isoformat() if value.tzinfo else value.isoformat() + "Z"
-    if isinstance(value, (_dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, enum.Enum):
-        return json_safe(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist) and type(value).__module__.startswith("numpy"):
-        return json_safe(tolist())
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _unserializable(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _prebuilt_encoder() -> Callable[[Any], str]:
-    """``json.dumps(separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` without its per-call setup.
-
-    ``json.dumps`` with options builds a new C encoder on every call; this builds it once.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    basestring = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or basestring is None:  # no C accelerator (e.g. PyPy)
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-    encoder = make(None, _unserializable, basestring, None, ":", ",", False, False, False)
-
-    def encode(value: Any) -> str:
-        if isinstance(value, str):
-            return str(basestring(value))
-        return "".join(encoder(value, 0))
-
-    return encode
-
-
-_STRICT = _prebuilt_encoder()
-_LENIENT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_SCAN: Callable[[str, int], Tuple[Any, int]] = getattr(json.decoder.JSONDecoder(), "scan_once")  # noqa: B009
-_WS = " \t\n\r"
-
-
-def _dumps(value: Any) -> bytes:
-    """Fast path for plain data, safe path for the rest (NaN → null, datetimes, numpy, ...)."""
-    try:
-        text = _STRICT(value)
-    except (TypeError, ValueError, RecursionError):
-        text = _LENIENT(json_safe(value))
-    return text.encode("utf-8")
-
-
-def fast_loads(data: bytes) -> Any:
-    """``json.loads`` for UTF-8 bytes without its Python-level setup; raises ``ValueError`` likewise."""
-    text = data.decode("utf-8")
-    if not text or text[0] in _WS or text[-1] in _WS:
-        return json.loads(text)
-    try:
-        value, end = _SCAN(text, 0)
-    except StopIteration as exc:
-        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
-    if end != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
-    return value
 
 
 # ---------------------------------------------------------------- source channel
@@ -444,7 +345,7 @@ def encode_func_reply(state: bool, result: Any) -> bytes:
 def decode_func_reply(payload: bytes) -> Tuple[bool, Any]:
     """The host's reading of a ``FuncReply`` (its error text when it cannot)."""
     try:
-        raw = fast_loads(payload)
+        raw = _decode(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raw = None
     if not isinstance(raw, dict) or not isinstance(raw.get("state"), bool):

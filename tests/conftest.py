@@ -120,15 +120,17 @@ SDK_PYSAM = Path(__file__).resolve().parent / "sdk_plugins" / "pysam"
 
 @pytest.fixture(scope="session")
 def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A Python with the official SDK (PyPI ekuiper 2.4.2, which pins pynng==0.8.1) in its own venv."""
+    """A Python with the official SDK (PyPI ekuiper 2.4.2, which pins pynng==0.8.1) in its own venv.
+
+    orjson is installed beside it, for the benchmark's ekdsl+orjson plugin (the SDK does not use it)."""
     import subprocess
     import venv
 
     path = tmp_path_factory.mktemp("sdk-venv")
     venv.EnvBuilder(with_pip=True).create(path)
     python = str(path / "bin" / "python")
-    proc = subprocess.run([python, "-m", "pip", "install", "-q", "ekuiper==2.4.2"], capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run([python, "-m", "pip", "install", "-q", "ekuiper==2.4.2", "orjson"],
+                          capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         pytest.fail(f"cannot install the official SDK: {proc.stderr[-2000:]}")
     return python

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import decimal
-import enum
 import json
 import math
 
@@ -32,7 +29,6 @@ from ekdsl.protocol import (
     encode_row,
     error_reply,
     go_json,
-    json_safe,
     parse_func_meta,
 )
 
@@ -150,29 +146,6 @@ def test_function_wire():
     assert decode_func_reply(b'{"state":false,"result":"x"}') == (False, "x")
     with pytest.raises(ProtocolError, match="Failed to unmarshal function result"):
         decode_func_reply(b"ok")
-
-
-class Colour(enum.Enum):
-    RED = "red"
-
-
-@dataclasses.dataclass
-class P:
-    x: int
-    when: dt.date
-
-
-def test_json_safe():
-    assert json_safe({"d": decimal.Decimal("1.5"), "i": decimal.Decimal("2"), "b": b"\x00\x01", "t": (1, 2),
-                      "s": {3}, "e": Colour.RED, "p": P(1, dt.date(2024, 1, 2)), "n": float("nan"),
-                      "tz": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)}) == {
-        "d": 1.5, "i": 2, "b": "AAE=", "t": [1, 2], "s": [3], "e": "red", "p": {"x": 1, "when": "2024-01-02"},
-        "n": None, "tz": "2024-01-01T00:00:00+00:00"}
-    np = pytest.importorskip("numpy")
-    assert json_safe({"a": np.arange(3), "f": np.float32(1.5), "i": np.int64(7)}) == {"a": [0, 1, 2], "f": 1.5,
-                                                                                       "i": 7}
-    with pytest.raises(TypeError, match="object is not JSON serializable"):
-        json_safe(object())
 
 
 def test_urls(monkeypatch):

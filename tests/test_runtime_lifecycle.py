@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -38,6 +39,22 @@ def test_launched_as_ekuiper_launches_it(host, exported):
     assert Path(os.readlink(f"/proc/{h.process.pid}/cwd")) == pkg
     assert h.handshake_ms > 0
     assert wait_for(lambda: "INFO [lab] plugin lab 0.0.1 serving" in h.process.output)
+
+
+@pytest.mark.parametrize("choice", ["stdlib", "auto", "simdjson"])
+def test_json_decoder_choice(host, monkeypatch, tmp_path, choice):
+    monkeypatch.setenv("EKDSL_JSON", choice)
+    h = host()
+    used = "stdlib" if choice == "stdlib" or importlib.util.find_spec("orjson") is None else "orjson"
+    assert wait_for(lambda: f" symbols (JSON decoding: {used})" in h.process.output), h.process.output
+    if choice == "simdjson":  # a wrong setting is reported, and the plugin serves all the same
+        assert "WARNING [lab] EKDSL_JSON='simdjson' is not a JSON decoder: use auto, orjson or stdlib; " \
+               f"decoding JSON with {used}" in h.process.output
+    assert h.function("total").exec([1.5, 2.25, 18446744073709551615]) == (True, 18446744073709551618.75)
+    out = tmp_path / "rows.jsonl"
+    snk = h.start_sink("collect", {"path": str(out), "requireAck": True})
+    assert snk.send(b'[{"i":1,"s":"\\u00e9\\ud83d\\ude00"},{"i":-0.0,"n":null}]') is None
+    assert lines(out) == [{"i": 1, "s": "\u00e9\U0001f600"}, {"i": -0.0, "n": None}]
 
 
 def test_log_lines_name_plugin_symbol_and_rule(host):

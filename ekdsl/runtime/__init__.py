@@ -6,7 +6,8 @@ import gc
 import json
 from typing import Optional, Sequence
 
-from ..errors import EkdslError
+from ..codec import json_backend, select_json
+from ..errors import EkdslError, UsageError
 from .logs import setup_logging
 from .server import PluginServer, install_signal_handlers
 
@@ -27,6 +28,10 @@ def main(target: str, argv: Optional[Sequence[str]] = None) -> int:
         except ValueError:
             log.warning("ignoring an argument that is not JSON: %r", args[0][:200])
     try:
+        select_json()
+    except UsageError as exc:  # a wrong environment variable must not keep the plugin from serving
+        log.warning("%s; decoding JSON with %s", exc, json_backend())
+    try:
         from ..plugin import load_target
 
         model = load_target(target).model(docs=False)
@@ -37,5 +42,6 @@ def main(target: str, argv: Optional[Sequence[str]] = None) -> int:
     server = PluginServer(model, log)
     install_signal_handlers(server)
     gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
-    log.info("plugin %s %s serving %d symbols", model.name, model.version, len(model.symbols))
+    log.info("plugin %s %s serving %d symbols (JSON decoding: %s)", model.name, model.version, len(model.symbols),
+             json_backend())
     return server.serve()

@@ -6,10 +6,11 @@ import logging
 import threading
 from typing import Any, Dict, Iterator, List, Optional
 
+from ..codec import loads as _json
 from ..context import Context
 from ..errors import ConfigError
 from ..model import SymbolModel, TypeInfo
-from ..protocol import ACK_OK, ack_error, fast_loads
+from ..protocol import ACK_OK, ack_error
 from ..transport import Closed, Socket, Timeout
 from ..types import coerce
 
@@ -18,8 +19,6 @@ __all__ = ["SinkRunner", "shape_items"]
 RECV_SLICE = 0.05  # seconds per receive when the socket cannot be interrupted; a stop is seen within this
 IDLE_SLICE = 1.0  # with an interruptible socket, stop closes it and the receive ends at once
 
-
-_json = fast_loads
 
 
 def _rows(value: Any) -> Iterator[Any]:

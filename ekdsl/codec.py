@@ -1,0 +1,183 @@
+"""JSON for the wire: encoding any Python value eKuiper can take, and fast decoding.
+
+Encoding uses the standard library's C encoder, built once (``json.dumps`` with options builds a new
+one on every call). Decoding uses the C scanner directly, or `orjson <https://pypi.org/project/orjson/>`_
+when it is installed (``pip install 'ekdsl[fast]'``): several times faster on numbers, ten times on
+floats. orjson only decides documents it accepts; whatever it refuses (``NaN``, lone surrogates, numbers
+out of float range, nesting deeper than 1,024) is decoded by the standard library, so results and errors
+are the same with and without it, with one exception: an integer literal outside the 64-bit range
+(which Go writes only for a ``float64`` of 1e19 or more) decodes as a float, the value eKuiper meant.
+
+``EKDSL_JSON=stdlib`` turns orjson off; ``auto`` (the default) uses it when it imports.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import json
+import math
+import os
+import sys
+from typing import Any, Callable, Mapping, Optional, Tuple
+
+from .errors import UsageError
+
+__all__ = ["JSON_ENV", "dumps", "json_backend", "json_safe", "loads", "select_json"]
+
+JSON_ENV = "EKDSL_JSON"
+_CHOICES = ("auto", "orjson", "stdlib")
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def json_safe(value: Any) -> Any:
+    """Convert a Python value into something ``json.dumps`` accepts, as Go would decode it.
+
+    datetime/date → RFC 3339 text, Decimal → number, bytes → base64 (Go ``[]byte``),
+    tuples and sets → lists, dataclasses → objects, enums → values, numpy
+    scalars/arrays → numbers/lists, NaN and ±Infinity → null (JSON has none).
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in value]
+    return _json_other(value)
+
+
+def _json_other(value: Any) -> Any:
+    if isinstance(value, _dt.datetime):
+        return value.isoformat() if value.tzinfo else value.isoformat() + "Z"
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist) and type(value).__module__.startswith("numpy"):
+        return json_safe(tolist())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _unserializable(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _prebuilt_encoder() -> Callable[[Any], str]:
+    """``json.dumps(separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` without its per-call setup."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:  # no C accelerator (e.g. PyPy)
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+    encoder = make(None, _unserializable, basestring, None, ":", ",", False, False, False)
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):
+            return str(basestring(value))
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_STRICT = _prebuilt_encoder()
+_LENIENT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON: fast path for plain data, safe path for the rest (NaN → null, datetimes, numpy...)."""
+    try:
+        text = _STRICT(value)
+    except (TypeError, ValueError, RecursionError):
+        text = _LENIENT(json_safe(value))
+    return text.encode("utf-8")
+
+
+# ---------------------------------------------------------------- decoding
+
+_SCAN: Callable[[str, int], Tuple[Any, int]] = getattr(json.decoder.JSONDecoder(), "scan_once")  # noqa: B009
+_WS = " \t\n\r"
+
+
+def stdlib_loads(data: bytes) -> Any:
+    """``json.loads`` for UTF-8 bytes without its Python-level setup; raises ``ValueError`` likewise."""
+    text = data.decode("utf-8")
+    if not text or text[0] in _WS or text[-1] in _WS:
+        return json.loads(text)
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration as exc:
+        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
+
+
+def _with_orjson(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def orjson_loads(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception:  # orjson refuses it: the standard library decides (a value, or its error)
+            return stdlib_loads(data)
+
+    return orjson_loads
+
+
+_LOADS: Callable[[bytes], Any] = stdlib_loads
+_BACKEND = "stdlib"
+
+
+def loads(data: bytes) -> Any:
+    """Decode UTF-8 JSON bytes; raises ``ValueError`` (or ``RecursionError``) on what is not JSON."""
+    return _LOADS(data)
+
+
+def select_json(choice: Optional[str] = None) -> str:
+    """Choose the decoder: ``auto`` (orjson when it imports), ``orjson`` or ``stdlib``; return the one in use.
+
+    ``None`` reads ``$EKDSL_JSON``. Raises :class:`UsageError` for an unknown choice, or for ``orjson``
+    when it is not installed (the decoder in use does not change then).
+    """
+    global _LOADS, _BACKEND
+    name = (os.environ.get(JSON_ENV, "") if choice is None else choice).strip().lower() or "auto"
+    if name not in _CHOICES:
+        source = f"{JSON_ENV}={name!r}" if choice is None else repr(name)
+        raise UsageError(f"{source} is not a JSON decoder: use auto, orjson or stdlib")
+    decode: Optional[Callable[[bytes], Any]] = None
+    if name != "stdlib":
+        try:
+            import orjson
+        except ImportError:
+            if name == "orjson":
+                raise UsageError(f"orjson is not installed for {sys.executable}: "
+                                  "pip install 'ekdsl[fast]' (or orjson), or use auto") from None
+        else:
+            decode = orjson.loads
+    _LOADS = stdlib_loads if decode is None else _with_orjson(decode)
+    _BACKEND = "stdlib" if decode is None else "orjson"
+    return _BACKEND
+
+
+def json_backend() -> str:
+    """The decoder in use: ``"orjson"`` or ``"stdlib"``."""
+    return _BACKEND
+
+
+try:
+    select_json()
+except UsageError:  # the plugin's start-up reports it (runtime.main); until then, the default
+    select_json("auto")
