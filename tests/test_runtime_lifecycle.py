@@ -42,15 +42,20 @@ def test_launched_as_ekuiper_launches_it(host, exported):
 
 
 @pytest.mark.parametrize("choice", ["stdlib", "auto", "simdjson"])
-def test_json_decoder_choice(host, monkeypatch, tmp_path, choice):
+def test_json_codec_choice(host, monkeypatch, tmp_path, choice):
     monkeypatch.setenv("EKDSL_JSON", choice)
     h = host()
     used = "stdlib" if choice == "stdlib" or importlib.util.find_spec("orjson") is None else "orjson"
-    assert wait_for(lambda: f" symbols (JSON decoding: {used})" in h.process.output), h.process.output
+    assert wait_for(lambda: f" symbols (JSON: {used})" in h.process.output), h.process.output
     if choice == "simdjson":  # a wrong setting is reported, and the plugin serves all the same
-        assert "WARNING [lab] EKDSL_JSON='simdjson' is not a JSON decoder: use auto, orjson or stdlib; " \
-               f"decoding JSON with {used}" in h.process.output
+        assert "WARNING [lab] EKDSL_JSON='simdjson' is not a JSON codec: use auto, orjson or stdlib; " \
+               f"using {used}" in h.process.output
     assert h.function("total").exec([1.5, 2.25, 18446744073709551615]) == (True, 18446744073709551618.75)
+    assert h.function("stamp").exec("AQI=") == (True, {"bytes": "AQI=", "when": "2024-05-06", "dec": 2.5,
+                                                       "set": [1], "nan": None})
+    src = h.start_source("weird", {})
+    assert src.rows(2) == [{"x": None, "t": "2024-01-02T00:00:00+00:00", "d": 1.5}, {"a": 1}]
+    h.stop_source(src)
     out = tmp_path / "rows.jsonl"
     snk = h.start_sink("collect", {"path": str(out), "requireAck": True})
     assert snk.send(b'[{"i":1,"s":"\\u00e9\\ud83d\\ude00"},{"i":-0.0,"n":null}]') is None

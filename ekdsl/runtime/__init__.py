@@ -30,7 +30,7 @@ def main(target: str, argv: Optional[Sequence[str]] = None) -> int:
     try:
         select_json()
     except UsageError as exc:  # a wrong environment variable must not keep the plugin from serving
-        log.warning("%s; decoding JSON with %s", exc, json_backend())
+        log.warning("%s; using %s", exc, json_backend())
     try:
         from ..plugin import load_target
 
@@ -42,6 +42,6 @@ def main(target: str, argv: Optional[Sequence[str]] = None) -> int:
     server = PluginServer(model, log)
     install_signal_handlers(server)
     gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
-    log.info("plugin %s %s serving %d symbols (JSON decoding: %s)", model.name, model.version, len(model.symbols),
+    log.info("plugin %s %s serving %d symbols (JSON: %s)", model.name, model.version, len(model.symbols),
              json_backend())
     return server.serve()
