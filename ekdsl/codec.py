@@ -5,11 +5,11 @@ new one on every call) and decoding its C scanner directly. With `orjson <https:
 installed (``pip install 'ekdsl[fast]'``), both use orjson: encoding a row ~15 times faster, decoding
 numbers several times faster and floats ten times. orjson only decides what it accepts; whatever it
 refuses (``NaN`` literals, lone surrogates, numbers out of range, deep nesting, keys that are not strings)
-goes to the standard library, and every value orjson has no rule of ekdsl's for (datetimes, dataclasses,
-bytes, Decimal, numpy, sets) is converted by :func:`json_safe` first. So the JSON is the same with and
-without it (same values; numbers may be spelled differently, e.g. ``1e-07`` or ``1e-7``), with one exception:
-in a document orjson reads, an integer literal outside the 64-bit range (which Go writes only for a
-``float64`` of 1e19 or more) decodes as a float, the value eKuiper meant.
+goes to the standard library, and the values ekdsl converts its own way (datetimes, dataclasses, bytes,
+Decimal, numpy, sets) go through :func:`json_safe` as before. So the JSON is the same with and without it
+(the same values; a number may be spelled differently, ``1e-07`` or ``1e-7``), with one exception: in a
+document orjson reads, an integer literal outside the 64-bit range (which Go writes only for a ``float64``
+of 1e19 or more) decodes as a float, the value eKuiper meant.
 
 ``EKDSL_JSON=stdlib`` turns orjson off; ``auto`` (the default) uses it when it imports.
 """
@@ -171,7 +171,7 @@ def select_json(choice: Optional[str] = None) -> str:
     """Choose the codec: ``auto`` (orjson when it imports), ``orjson`` or ``stdlib``; return the one in use.
 
     ``None`` reads ``$EKDSL_JSON``. Raises :class:`UsageError` for an unknown choice, or for ``orjson``
-    when it is not installed (the decoder in use does not change then).
+    when it is not installed (the codec in use does not change then).
     """
     global _LOADS, _DUMPS, _BACKEND
     name = (os.environ.get(JSON_ENV, "") if choice is None else choice).strip().lower() or "auto"
