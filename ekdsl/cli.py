@@ -17,10 +17,11 @@ __all__ = ["main"]
 def _export(args: argparse.Namespace) -> int:
     from .package import diff_export, export
     from .plugin import load_target
+    from .wheels import read_wheel
 
     model = load_target(args.target).model()
     if args.check:
-        report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor)
+        report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=args.wheel)
         if report:
             print("\n".join(report))
             print(f"ekdsl: export of '{model.name}' in {args.output} is out of date: "
@@ -29,9 +30,13 @@ def _export(args: argparse.Namespace) -> int:
             return 1
         print(f"{model.name}: export in {args.output} is up to date")
         return 0
-    result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor)
+    result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=args.wheel)
     counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in ("source", "sink", "function"))
     print(f"exported plugin '{model.name}' {model.version} ({counts}) to {result.directory}")
+    for path in args.wheel:
+        wheel = read_wheel(path)
+        where = "any platform" if wheel.pure else f"{wheel.tags} only"
+        print(f"carries {wheel.dist} {wheel.version} ({len(wheel.files)} files) for {where}")
     if result.zip_path:
         print(f"zip: {result.zip_path}")
     return 0
@@ -76,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff if out of date")
     p.add_argument("--no-vendor", action="store_true",
                    help="do not copy ekdsl into the package (it must then be installed where eKuiper runs)")
+    p.add_argument("--wheel", action="append", default=[], metavar="WHL",
+                   help="carry this wheel's library in the package (repeatable), e.g. orjson for the "
+                        "platform eKuiper runs on")
     p.set_defaults(handler=_export)
 
     p = sub.add_parser("check", help="run eKuiper's install checks and metadata lint on a package")

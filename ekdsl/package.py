@@ -15,11 +15,12 @@ import os
 import shutil
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import PackagingError
 from .metadata import EXECUTABLE, metadata_files
 from .model import PluginModel
+from .wheels import read_wheel
 
 __all__ = ["ExportResult", "diff_export", "export", "package_files", "write_zip"]
 
@@ -120,8 +121,8 @@ def _vendored() -> Files:
     return files
 
 
-def package_files(model: PluginModel, *, vendor: bool = True) -> Files:
-    """Every file of the package: zip path → (bytes, Unix mode)."""
+def package_files(model: PluginModel, *, vendor: bool = True, wheels: Sequence[str] = ()) -> Files:
+    """Every file of the package: zip path → (bytes, Unix mode). ``wheels``: paths of wheels to carry."""
     files: Files = {}
     if vendor:
         files.update(_vendored())
@@ -132,7 +133,16 @@ def package_files(model: PluginModel, *, vendor: bool = True) -> Files:
             f"the plugin's own file '{clash[0]}' collides with a file ekdsl generates: rename your module"
         )
     files.update(user)
-    for path, text in metadata_files(model).items():
+    generated = metadata_files(model)
+    for path in wheels:
+        wheel = read_wheel(path)
+        clash = sorted(set(wheel.files) & ({EXECUTABLE} | set(files) | set(generated)))
+        if clash:
+            raise PackagingError(
+                f"wheel '{path}' has a file '{clash[0]}' that the package already holds (from ekdsl, the "
+                "plugin or another wheel): vendor each distribution once, and none that ekdsl carries", path)
+        files.update(wheel.files)
+    for path, text in generated.items():
         files[path] = (text.encode("utf-8"), FILE_MODE)
     files[EXECUTABLE] = (main_script(model).encode("utf-8"), EXEC_MODE)
     return dict(sorted(files.items()))
@@ -181,9 +191,10 @@ def _prepare_dir(directory: str, name: str) -> None:
     os.makedirs(directory, exist_ok=True)
 
 
-def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True) -> ExportResult:
+def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True,
+           wheels: Sequence[str] = ()) -> ExportResult:
     """Write the package to ``<out>/<name>/`` and, with ``make_zip``, ``<out>/<name>.zip``."""
-    files = package_files(model, vendor=vendor)
+    files = package_files(model, vendor=vendor, wheels=wheels)
     directory = os.path.join(out, model.name)
     _prepare_dir(directory, model.name)
     for path, (data, mode) in files.items():
@@ -199,9 +210,10 @@ def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool
     return ExportResult(directory, zip_path, tuple(files))
 
 
-def diff_export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True) -> List[str]:
+def diff_export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True,
+                wheels: Sequence[str] = ()) -> List[str]:
     """What differs between a fresh export and ``<out>``: a list of report lines (empty = in sync)."""
-    files = package_files(model, vendor=vendor)
+    files = package_files(model, vendor=vendor, wheels=wheels)
     directory = os.path.join(out, model.name)
     report: List[str] = []
     on_disk = set(_tree(directory, "")) if os.path.isdir(directory) else set()
