@@ -20,8 +20,9 @@ def _export(args: argparse.Namespace) -> int:
     from .wheels import read_wheel
 
     model = load_target(args.target).model()
+    wheels = [read_wheel(path) for path in args.wheel]
     if args.check:
-        report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=args.wheel)
+        report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels)
         if report:
             print("\n".join(report))
             print(f"ekdsl: export of '{model.name}' in {args.output} is out of date: "
@@ -30,11 +31,10 @@ def _export(args: argparse.Namespace) -> int:
             return 1
         print(f"{model.name}: export in {args.output} is up to date")
         return 0
-    result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=args.wheel)
+    result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels)
     counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in ("source", "sink", "function"))
     print(f"exported plugin '{model.name}' {model.version} ({counts}) to {result.directory}")
-    for path in args.wheel:
-        wheel = read_wheel(path)
+    for wheel in wheels:
         where = "any platform" if wheel.pure else f"{wheel.tags} only"
         print(f"carries {wheel.dist} {wheel.version} ({len(wheel.files)} files) for {where}")
     if result.zip_path:

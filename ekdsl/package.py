@@ -15,12 +15,12 @@ import os
 import shutil
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import PackagingError
 from .metadata import EXECUTABLE, metadata_files
 from .model import PluginModel
-from .wheels import read_wheel
+from .wheels import Wheel, read_wheel
 
 __all__ = ["ExportResult", "diff_export", "export", "package_files", "write_zip"]
 
@@ -32,6 +32,7 @@ _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".git"}
 _VENDOR_SKIP = {"host"}
 
 Files = Dict[str, Tuple[bytes, int]]
+Wheels = Sequence[Union[str, Wheel]]  # paths of .whl files, or wheels already read
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,8 @@ def _vendored() -> Files:
     return files
 
 
-def package_files(model: PluginModel, *, vendor: bool = True, wheels: Sequence[str] = ()) -> Files:
-    """Every file of the package: zip path → (bytes, Unix mode). ``wheels``: paths of wheels to carry."""
+def package_files(model: PluginModel, *, vendor: bool = True, wheels: Wheels = ()) -> Files:
+    """Every file of the package: zip path → (bytes, Unix mode). ``wheels``: wheels to carry."""
     files: Files = {}
     if vendor:
         files.update(_vendored())
@@ -134,13 +135,13 @@ def package_files(model: PluginModel, *, vendor: bool = True, wheels: Sequence[s
         )
     files.update(user)
     generated = metadata_files(model)
-    for path in wheels:
-        wheel = read_wheel(path)
+    for given in wheels:
+        wheel = given if isinstance(given, Wheel) else read_wheel(given)
         clash = sorted(set(wheel.files) & ({EXECUTABLE} | set(files) | set(generated)))
         if clash:
             raise PackagingError(
-                f"wheel '{path}' has a file '{clash[0]}' that the package already holds (from ekdsl, the "
-                "plugin or another wheel): vendor each distribution once, and none that ekdsl carries", path)
+                f"wheel '{wheel.path}' has a file '{clash[0]}' that the package already holds (from ekdsl, the "
+                "plugin or another wheel): vendor each distribution once, and none that ekdsl carries", wheel.path)
         files.update(wheel.files)
     for path, text in generated.items():
         files[path] = (text.encode("utf-8"), FILE_MODE)
@@ -192,7 +193,7 @@ def _prepare_dir(directory: str, name: str) -> None:
 
 
 def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True,
-           wheels: Sequence[str] = ()) -> ExportResult:
+           wheels: Wheels = ()) -> ExportResult:
     """Write the package to ``<out>/<name>/`` and, with ``make_zip``, ``<out>/<name>.zip``."""
     files = package_files(model, vendor=vendor, wheels=wheels)
     directory = os.path.join(out, model.name)
@@ -211,7 +212,7 @@ def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool
 
 
 def diff_export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True,
-                wheels: Sequence[str] = ()) -> List[str]:
+                wheels: Wheels = ()) -> List[str]:
     """What differs between a fresh export and ``<out>``: a list of report lines (empty = in sync)."""
     files = package_files(model, vendor=vendor, wheels=wheels)
     directory = os.path.join(out, model.name)
