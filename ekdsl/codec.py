@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 from .errors import UsageError
 
-__all__ = ["JSON_ENV", "dumps", "json_backend", "json_safe", "loads", "select_json", "stdlib_dumps",
+__all__ = ["JSON_ENV", "SETTING_ERROR", "dumps", "json_backend", "json_safe", "loads", "select_json", "stdlib_dumps",
            "stdlib_loads"]
 
 JSON_ENV = "EKDSL_JSON"
@@ -199,7 +199,14 @@ def json_backend() -> str:
     return _BACKEND
 
 
-try:
-    select_json()
-except UsageError:  # the plugin's start-up reports it (runtime.main); until then, the default
-    select_json("auto")
+def _select_from_environment() -> Optional[UsageError]:
+    try:
+        select_json()
+    except UsageError as exc:  # a wrong $EKDSL_JSON must not break an import: the default, and the error kept
+        select_json("auto")
+        return exc
+    return None
+
+
+SETTING_ERROR = _select_from_environment()
+"""What was wrong with ``$EKDSL_JSON`` when ekdsl was imported (``None``: nothing); the plugin logs it."""

@@ -6,8 +6,8 @@ import gc
 import json
 from typing import Optional, Sequence
 
-from ..codec import json_backend, select_json
-from ..errors import EkdslError, UsageError
+from ..codec import SETTING_ERROR, json_backend
+from ..errors import EkdslError
 from .logs import setup_logging
 from .server import PluginServer, install_signal_handlers
 
@@ -27,10 +27,8 @@ def main(target: str, argv: Optional[Sequence[str]] = None) -> int:
             log.debug("launched with %s", json.loads(args[0]))
         except ValueError:
             log.warning("ignoring an argument that is not JSON: %r", args[0][:200])
-    try:
-        select_json()
-    except UsageError as exc:  # a wrong environment variable must not keep the plugin from serving
-        log.warning("%s; using %s", exc, json_backend())
+    if SETTING_ERROR is not None:  # a wrong environment variable must not keep the plugin from serving
+        log.warning("%s; using %s", SETTING_ERROR, json_backend())
     try:
         from ..plugin import load_target
 
