@@ -390,9 +390,13 @@ class _SymbolShape:
         other = _RENAME.get(hit.name, f"{pyname}_value")
         ann = self.hints.get(pyname)
         shown = _name(_strip(ann)) if ann is not None else "T"
-        self.col.add(f"property '{pname}' has a name eKuiper reserves ({hit.go}): {hit.effect}",
-                     f"rename the key eKuiper sees with Annotated[{shown}, Param(name={other!r})], "
-                     "or give the parameter another name")
+        fix = (f"rename the key eKuiper sees with Annotated[{shown}, Param(name={other!r})], "
+               "or give the parameter another name")
+        if hit.name == "requireAck":
+            fix = "remove it: the runtime acks every message whenever the rule action sets requireAck"
+        elif hit.name == "datasource":
+            fix = "name the parameter 'datasource' (without Param(name=...)) to receive the stream's DATASOURCE"
+        self.col.add(f"property '{pname}' has a name eKuiper reserves ({hit.go}): {hit.effect}", fix)
 
     def check_kind(self, sig: inspect.Signature, is_gen: bool, is_agen: bool) -> None:
         kind = self.spec.kind

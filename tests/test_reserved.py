@@ -65,6 +65,7 @@ def test_reserved_sink_properties_are_refused_ignoring_case():
     assert [re.search(r"property '(\w+)'", f).group(1) for f in found] == ["requireack", "BatchSize",
                                                                              "tabledatafield"]
     assert "internal/plugin/portable/runtime/sink.go sinkConf" in found[0]
+    assert found[0].endswith("remove it: the runtime acks every message whenever the rule action sets requireAck")
     assert "internal/topo/node/props.go SinkConf" in found[1]
 
 
@@ -226,3 +227,26 @@ def test_reserved_properties_match_the_go_source():
     sink |= set(re.findall(r'ConnectionSelector\s*=\s*"(\w+)"',
                            (EKUIPER / "internal/topo/node/conf/sink.go").read_text()))
     assert {r.name for r in SINK_PROPERTIES.values()} == sink
+
+
+RENAMED = '''
+from typing import Annotated, Iterator
+from ekdsl import Context, Param, Plugin
+
+plugin = Plugin("renamed")
+
+@plugin.source(conf_keys={"fast": {"period": 0.5}})
+def src(ctx: Context, interval: Annotated[float, Param(name="period")] = 2.0) -> Iterator[dict]:
+    yield {"got": interval}
+    ctx.sleep(600)
+'''
+
+
+def test_param_name_reaches_the_plugin_process_through_the_yaml(make_module):
+    """Exported, installed and run: the confKey section's 'period' arrives as the parameter 'interval'."""
+    from ekdsl.host import Emulator
+
+    with Emulator(str(make_module(RENAMED))) as emu:
+        assert emu.start_source("src", conf_key="fast").rows(1) == [{"got": 0.5}]
+        assert emu.start_source("src", rule="r2").rows(1) == [{"got": 2.0}]
+        assert not any("ignoring unknown" in line for line in emu.output.splitlines())
