@@ -19,6 +19,7 @@ from ..protocol import (
     decode_command,
     error_reply,
     func_url,
+    require_ack,
 )
 from ..transport import open_socket
 from .answer import answer_loop
@@ -108,7 +109,7 @@ class PluginServer:
             except TransportError:
                 data.close()
                 raise
-            runner = SinkRunner(sym, kwargs, ctx, data, ack, config.get("requireAck") is True, log)
+            runner = SinkRunner(sym, kwargs, ctx, data, ack, require_ack(config), log)
         with self._lock:
             self.instances[ctrl.key] = runner
         runner.start()
@@ -118,7 +119,8 @@ class PluginServer:
         """Serve every declared function (eKuiper replays only the last function start after a restart)."""
         with self._lock:
             for sym in self.model.functions:
-                if sym.name in self.functions:
+                running = self.functions.get(sym.name)
+                if running is not None and not running.done.is_set():
                     continue
                 log = instance_logger(sym.name, "function")
                 sock = open_socket("req", func_url(sym.name, self.socket_dir), block=False)
