@@ -133,6 +133,12 @@ def _find(value: Any, path: str, depth: int, active: set[int]) -> Optional[Tuple
                 if found:
                     return found
             return None
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                found = _find(getattr(value, f.name), f"{path}[{json.dumps(f.name)}]", depth + 1, active)
+                if found:
+                    return found
+            return None
         try:
             converted = _json_other(value)
         except TypeError:

@@ -145,8 +145,50 @@ def test_a_row_json_cannot_hold_is_skipped_and_the_source_goes_on(host):
 @pytest.mark.parametrize("kind", ["exit", "interrupt"])
 def test_source_raising_system_exit_or_keyboard_interrupt_is_reported(host, kind):
     h = host(ROUGH)
-    src = h.start_source("exiting_source", {"kind": kind})
-    assert src.recv()[0] == {"i": 0}
-    assert json.loads(src.channel.recv_raw(5)) == f"source 'exiting_source' failed: {RAISED[kind]}"
+    for n, symbol in enumerate(["exiting_source", "async_exiting_source"]):
+        src = h.start_source(symbol, {"kind": kind}, rule=f"r{n}")
+        assert src.recv()[0] == {"i": 0}
+        assert json.loads(src.channel.recv_raw(5)) == f"source '{symbol}' failed: {RAISED[kind]}"
     assert h.process.poll() is None
     assert h.function("rough").exec("ok") == (True, "ok")
+
+
+# ---- the emulator models eKuiper here (no plugin process needed)
+
+
+class _Recorder:
+    """A function channel that records what the emulator would send."""
+
+    def __init__(self, aggregate: bool) -> None:
+        self.aggregate, self.calls = aggregate, []
+
+    def call(self, func, arg, timeout=5.0):
+        self.calls.append((func, arg))
+        return (True, self.aggregate) if func == "IsAggregate" else (True, None)
+
+
+def test_emulator_sends_aggregate_arguments_as_columns():
+    from ekdsl.host import FunctionHandle
+
+    agg = _Recorder(aggregate=True)
+    f = FunctionHandle("ewma", agg)
+    f.exec([1, 2, 3], 0.3)
+    f.exec(7, "k")
+    assert [c[0] for c in agg.calls] == ["IsAggregate", "Exec", "Exec"]  # asked once and kept, as eKuiper does
+    assert agg.calls[1][1][:-1] == [[1, 2, 3], [0.3, 0.3, 0.3]]
+    assert agg.calls[2][1][:-1] == [[7], ["k"]]
+    scalar = _Recorder(aggregate=False)
+    FunctionHandle("f", scalar).exec([1, 2], 0.3)
+    assert scalar.calls[1][1][:-1] == [[1, 2], 0.3]
+
+
+def test_in_process_models_the_same(tmp_path):
+    from ekdsl.host import InProcess
+
+    with InProcess(str(ROUGH)) as symbols:
+        assert symbols.function("ewma").exec([1.0, 2.0, 3.0], 0.5) == (True, 2.25)
+        snk = symbols.sink("rough_sink", {"path": str(tmp_path / "o.jsonl"), "RequireAck": True})
+        assert snk.send({"raise": "exit"}) == EXIT
+        assert snk.send({"i": 1}) is None
+        with pytest.raises(HostError, match="expected type 'bool'"):
+            symbols.sink("rough_sink", {"path": "x", "requireAck": 1})

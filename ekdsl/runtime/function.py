@@ -19,9 +19,7 @@ from .failure import describe
 __all__ = ["FunctionHandler", "FunctionService"]
 
 RECV_SLICE = 1.0
-
-
-TEXT_LITERALS = 256  # string literals remembered per argument position (see _text_literal)
+TEXT_LITERALS = 256  # string literals remembered per argument position (see _literal_text)
 
 
 class ResultError(EkdslError):

@@ -119,8 +119,7 @@ class PluginServer:
         """Serve every declared function (eKuiper replays only the last function start after a restart)."""
         with self._lock:
             for sym in self.model.functions:
-                running = self.functions.get(sym.name)
-                if running is not None and not running.done.is_set():
+                if sym.name in self.functions:
                     continue
                 log = instance_logger(sym.name, "function")
                 sock = open_socket("req", func_url(sym.name, self.socket_dir), block=False)

@@ -9,7 +9,7 @@ import enum
 import json
 import pathlib
 import uuid
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from ekdsl import Context, Plugin, Row
 
@@ -108,4 +108,11 @@ def rough_source(ctx: Context, kind: str = "object") -> Iterator[Any]:
 @plugin.source
 def exiting_source(kind: str = "exit") -> Iterator[dict]:
     yield {"i": 0}
+    misbehave(kind)
+
+
+@plugin.source
+async def async_exiting_source(kind: str = "exit") -> AsyncIterator[dict]:
+    yield {"i": 0}
+    await asyncio.sleep(0)
     misbehave(kind)
