@@ -192,3 +192,23 @@ def test_in_process_models_the_same(tmp_path):
         assert snk.send({"i": 1}) is None
         with pytest.raises(HostError, match="expected type 'bool'"):
             symbols.sink("rough_sink", {"path": "x", "requireAck": 1})
+
+
+def test_dev_calls_aggregates_as_ekuiper_does():
+    """`ekdsl dev` validates a column as a column (a list literal never reaches Validate) and sends constants
+    once per row."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, WEATHER
+
+    def dev(*args):
+        return subprocess.run([sys.executable, "-m", "ekdsl", "dev", *map(str, args)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=120)
+
+    proc = dev(ROUGH, "function", "ewma", "[1.0, 2.0, 3.0]", "0.5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "function ewma([1.0, 2.0, 3.0], 0.5) = 2.25" in proc.stdout
+    tour = dev(WEATHER)
+    assert "function spread([1.5, 1.5, 1.5]) = 0.0" in tour.stdout
+    assert tour.stdout.splitlines()[-1].endswith(" 0 errors")

@@ -97,7 +97,8 @@ class FunctionHandler:
             if isinstance(node, dict) and set(node) == {"Val"}:  # a literal in the SQL
                 p = self._param(i)
                 t = p.type
-                if self.sym.aggregate and t.kind == "list":  # eKuiper repeats a literal once per row
+                if self.sym.aggregate and t.kind == "list" and not isinstance(node["Val"], list):
+                    # eKuiper repeats a literal once per row: check it against the item type
                     t = t.item if t.item is not None else t
                 if t.kind == "bytes" and isinstance(node["Val"], str):
                     self._remember_literal(i, node["Val"])
