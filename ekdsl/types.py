@@ -129,8 +129,9 @@ def coerce(value: Any, t: TypeInfo, *, symbol: str = "", name: str = "", b64: bo
     """Validate ``value`` against ``t`` and convert it (e.g. ``"10"`` → ``10`` for an int).
 
     Raises :class:`ConfigError` naming ``symbol``, the property path and the
-    expected type. ``b64`` decodes strings given for ``bytes`` as base64 (the
-    encoding Go uses for ``[]byte`` on the function wire).
+    expected type. ``b64`` decodes a string given for ``bytes`` as base64 when it is
+    exactly what Go writes for a ``[]byte`` on the function wire (standard alphabet,
+    padded); any other string is text (SQL strings arrive as plain JSON strings).
     """
     try:
         return _coerce(value, t, name, b64)
@@ -196,12 +197,14 @@ def _c_bytes(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, str):
-        if not b64:
-            return value.encode("utf-8")
-        try:
-            return base64.b64decode(value, validate=True)
-        except ValueError:
-            raise _Mismatch(path, t, value, "not valid base64") from None
+        if b64:
+            try:
+                decoded = base64.b64decode(value, validate=True)
+            except ValueError:
+                decoded = None
+            if decoded is not None and base64.b64encode(decoded).decode("ascii") == value:
+                return decoded  # exactly what Go writes for a []byte
+        return value.encode("utf-8", "surrogatepass")  # a SQL string: its text
     raise _Mismatch(path, t, value)
 
 

@@ -58,8 +58,8 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         if not ds and sym.datasource is not None and sym.datasource.default is not MISSING:
             ds = sym.datasource.default
         kwargs[sym.datasource_param] = ds
-    known = EKUIPER_KEYS.get(sym.kind, frozenset())
-    unknown = sorted(str(k) for k in config if k not in used and k not in known and k != "dataSource")
+    known = {k.lower() for k in EKUIPER_KEYS.get(sym.kind, frozenset())}  # eKuiper matches them in any case
+    unknown = sorted(str(k) for k in config if k not in used and str(k).lower() not in known and k != "dataSource")
     if unknown:
         names = ", ".join(p.name for p in sym.params) or "(none)"
         log.warning("ignoring unknown properties %s; known: %s", ", ".join(unknown), names)

@@ -19,6 +19,7 @@ from ..protocol import (
     decode_command,
     error_reply,
     func_url,
+    require_ack,
 )
 from ..transport import open_socket
 from .answer import answer_loop
@@ -108,7 +109,7 @@ class PluginServer:
             except TransportError:
                 data.close()
                 raise
-            runner = SinkRunner(sym, kwargs, ctx, data, ack, config.get("requireAck") is True, log)
+            runner = SinkRunner(sym, kwargs, ctx, data, ack, require_ack(config), log)
         with self._lock:
             self.instances[ctrl.key] = runner
         runner.start()
