@@ -17,6 +17,7 @@ from ..transport import BadState, Closed, Socket, Timeout
 __all__ = ["KEEPALIVE", "answer_loop"]
 
 KEEPALIVE = 5.0  # seconds without a message before the handshake is sent again, as eKuiper's SDKs do
+RETRY_PAUSE = 0.1  # seconds before starting again after a transport error
 
 
 def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callable[[], bool],
@@ -52,11 +53,13 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
                 continue
             except Closed:
                 return
-            except (BadState, TransportError):
+            except (BadState, TransportError) as exc:
                 # no request pending, or it died with its connection (pynng: "Connection reset"): unless
-                # eKuiper is gone, start again with a handshake
+                # eKuiper is gone, start again with a handshake (after a pause, should the error persist)
                 if idle():
                     return
+                if not isinstance(exc, BadState):
+                    time.sleep(RETRY_PAUSE)
                 if not send(HANDSHAKE):
                     return
                 last = time.monotonic()
