@@ -58,7 +58,7 @@ def main_script(model: PluginModel) -> str:
         "from ekdsl.runtime import main  # noqa: E402\n"
         "\n"
         'if __name__ == "__main__":\n'
-        f"    sys.exit(main({target!r}, sys.argv[1:]))\n"
+        f"    sys.exit(main({target!r}, sys.argv[1:], name={model.name!r}))\n"
     )
 
 

@@ -49,7 +49,7 @@ def test_main_script_names_the_target(tmp_path):
     files = package_files(model)
     script = files["main.py"][0].decode()
     assert script.startswith("#!/usr/bin/env python3\n")
-    assert "sys.exit(main('weather:plugin', sys.argv[1:]))" in script
+    assert "sys.exit(main('weather:plugin', sys.argv[1:], name='weather'))" in script
     assert "weather.py" in files
 
 
