@@ -123,7 +123,7 @@ def test_exits_when_ekuiper_dies_behind_a_wrapper(fake_ekuiper):
     """Launched through a shell (as `conda run` does), the plugin's parent outlives eKuiper: the lost
     control connection tells the plugin instead."""
     proc = fake_ekuiper.run("""
-        src = host.start_source("ticks", {"interval": 0.01})
+        src = host.start_source("ticks", {"period": 0.01})
         src.rows(1)
         out(host.process.pid)
     """, wrapper=("sh", "-c", '"$@"; exec sleep 60', "wrapper"))

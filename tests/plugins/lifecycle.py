@@ -39,12 +39,12 @@ class Settings:
 
 
 @plugin.source
-def ticks(ctx: Context, interval: float = 0.01, label: str = "") -> Iterator[dict]:
+def ticks(ctx: Context, period: float = 0.01, label: str = "") -> Iterator[dict]:
     n = 0
     while True:
         yield {"i": n, "label": label, "pid": os.getpid()}
         n += 1
-        ctx.sleep(interval)
+        ctx.sleep(period)
 
 
 @plugin.source
