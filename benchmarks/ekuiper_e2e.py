@@ -3,8 +3,9 @@
     EKDSL_EKUIPER_URL=http://127.0.0.1:9081 python benchmarks/ekuiper_e2e.py
     python benchmarks/ekuiper_e2e.py --url http://127.0.0.1:9081 --seconds 5 --runs 3 --json out.json
 
-The same minimal plugin in both (``plugins/benchek.py`` and ``plugins/benchsdk/``), installed one after the
-other on the same server under names unique to the run, drives the same rules:
+The same minimal plugin in both (``plugins/benchek.py`` and ``plugins/benchsdk/``), installed side by side on
+the same server under names unique to the run, drives the same rules (each run of a rule alternates between
+the two plugins, so that both see the same machine load):
 
 * plugin source -> ``SELECT *`` -> built-in ``nop`` sink;
 * built-in ``simulator`` source (one row per 1 µs tick) -> plugin function -> ``nop``;
@@ -35,7 +36,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 URL_ENV = "EKDSL_EKUIPER_URL"
-IMPLS = ("ekdsl", "sdk")
 
 # (key, title, stream kind, select, sink kind, sink props, node whose latency is eKuiper's cost of plugin code)
 SCENARIOS: List[Tuple[str, str, str, str, str, Dict[str, Any], str]] = [
@@ -160,34 +160,45 @@ def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str) -> Dict[
             "exceptions": errors}
 
 
-def run_impl(rest: Rest, impl: str, name: str, zip_path: Path, args: argparse.Namespace,
-             sim_key: str, log: Callable[[str], None]) -> Dict[str, List[Dict[str, float]]]:
-    rest.call("POST", "/plugins/portables", {"name": name, "file": f"file://{zip_path}"})
-    results: Dict[str, List[Dict[str, float]]] = {}
+def run_rule(rest: Rest, name: str, key: str, run: int, args: argparse.Namespace, sim_key: str) -> Dict[str, float]:
+    """One measurement of scenario ``key`` with plugin ``name``; its stream and rule are deleted afterwards."""
+    _key, _title, stream_kind, select, sink_kind, props, lat = next(s for s in SCENARIOS if s[0] == key)
+    # new names per run: right after a delete, eKuiper may still hold the old rule's sockets
+    stream, rule = f"{name}_{key}_s{run}", f"{name}_{key}_r{run}"
+    typ = f'TYPE="{name}src"' if stream_kind == "plugin" else f'TYPE="simulator", CONF_KEY="{sim_key}"'
+    sink = {"nop": {}} if sink_kind == "nop" else {f"{name}snk": dict(props)}
+    rest.call("POST", "/streams", {"sql": f'CREATE STREAM {stream} () WITH ({typ}, FORMAT="JSON")'})
     try:
-        for key, _title, stream_kind, select, sink_kind, props, lat in SCENARIOS:
-            stream = f"{name}_{key}_s"
-            typ = f'TYPE="{name}src"' if stream_kind == "plugin" else f'TYPE="simulator", CONF_KEY="{sim_key}"'
-            sink = {"nop": {}} if sink_kind == "nop" else {f"{name}snk": dict(props)}
-            rest.call("POST", "/streams", {"sql": f"CREATE STREAM {stream} () WITH ({typ}, FORMAT=\"JSON\")"})
-            try:
-                for run in range(args.runs):
-                    # a new id per run: eKuiper may still hold the old rule's sockets right after a delete
-                    rule = f"{name}_{key}_r{run}"
-                    rest.call("POST", "/rules", {"id": rule, "sql": f"SELECT {select.format(echo=name + 'echo')} "
-                                                                      f"FROM {stream}", "actions": [sink]})
-                    try:
-                        got = measure(rest, rule, args.seconds, lat.format(snk=name + "snk"))
-                    finally:
-                        rest.call("DELETE", f"/rules/{rule}", ok=(200, 400, 404))
+        rest.call("POST", "/rules", {"id": rule, "sql": f"SELECT {select.format(echo=name + 'echo')} FROM {stream}",
+                                     "actions": [sink]})
+        try:
+            return measure(rest, rule, args.seconds, lat.format(snk=name + "snk"))
+        finally:
+            rest.call("DELETE", f"/rules/{rule}", ok=(200, 400, 404))
+    finally:
+        rest.call("DELETE", f"/streams/{stream}", ok=(200, 400, 404))
+
+
+def run_all(rest: Rest, plugins: Dict[str, Tuple[str, Path]], args: argparse.Namespace, sim_key: str,
+            log: Callable[[str], None]) -> Dict[str, Dict[str, List[Dict[str, float]]]]:
+    """Every scenario, runs interleaved between the plugins so that both see the same machine load."""
+    samples: Dict[str, Dict[str, List[Dict[str, float]]]] = {impl: {} for impl in plugins}
+    installed: List[str] = []
+    try:
+        for name, zip_path in plugins.values():
+            rest.call("POST", "/plugins/portables", {"name": name, "file": f"file://{zip_path}"})
+            installed.append(name)
+        for key, *_rest in SCENARIOS:
+            for run in range(args.runs):
+                for impl, (name, _zip) in plugins.items():
+                    got = run_rule(rest, name, key, run, args, sim_key)
                     log(f"{impl:6} {key:9} run {run + 1}: {got['rows_per_s']:10.0f} rows/s  "
                         f"{got['latency_us']:8.0f} µs")
-                    results.setdefault(key, []).append(got)
-            finally:
-                rest.call("DELETE", f"/streams/{stream}", ok=(200, 400, 404))
+                    samples[impl].setdefault(key, []).append(got)
     finally:
-        rest.call("DELETE", f"/plugins/portables/{name}", ok=(200, 400, 404))
-    return results
+        for name in installed:
+            rest.call("DELETE", f"/plugins/portables/{name}", ok=(200, 400, 404))
+    return samples
 
 
 def table(medians: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
@@ -209,16 +220,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     sim_key = f"bench{tag}"
     rest.call("PUT", f"/metadata/sources/simulator/confKeys/{sim_key}",
               {"interval": "1us", "loop": True, "data": [{"name": "bench", "value": 2021, "temp": 22.5}]})
-    samples: Dict[str, Dict[str, List[Dict[str, float]]]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="ek-e2e-") as tmp:
             work = Path(tmp)
-            zips = {"ekdsl": (f"bek{tag}", build_ekdsl(f"bek{tag}", work)),
-                    "sdk": (f"bsdk{tag}", build_sdk(f"bsdk{tag}", work))}
-            for impl in IMPLS:
-                name, zip_path = zips[impl]
-                samples[impl] = run_impl(rest, impl, name, zip_path, args, sim_key,
-                                         lambda m: print(m, file=sys.stderr, flush=True))
+            plugins = {"ekdsl": (f"bek{tag}", build_ekdsl(f"bek{tag}", work)),
+                       "sdk": (f"bsdk{tag}", build_sdk(f"bsdk{tag}", work))}
+            samples = run_all(rest, plugins, args, sim_key, lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         rest.call("DELETE", f"/metadata/sources/simulator/confKeys/{sim_key}", ok=(200, 400, 404))
     medians = {impl: {key: {m: _median([s[m] for s in runs]) for m in runs[0]} for key, runs in by_key.items()}

@@ -59,4 +59,7 @@ def test_wrong_arity_is_refused_at_rule_creation(ek, call):
     if status == 201:
         ek.rules.append(rule_id)
     assert status == 400, payload
-    assert "validate" in str(payload).lower() or "argument" in str(payload).lower(), payload
+    # ekdsl's own text, e.g. "<f>() takes 1 to 2 arguments, got 0", inside eKuiper's "validate function" error
+    message = payload["message"]
+    assert f"validate function {ek.plugin.name}{call.split('(')[0]} error" in message, message
+    assert "argument" in message, message
