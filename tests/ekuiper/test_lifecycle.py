@@ -83,3 +83,61 @@ def test_killed_plugin_function_needs_a_reinstall(own_ek):
     server.ok("POST", f"/rules/{rule}/restart")
     wait_for(lambda: any(r["pid"] != pid for r in read_lines(out)), 30, "rows from a new plugin process")
     assert server.status(rule)["status"] == "running"
+
+
+BROKEN = '''
+import os
+
+from ekdsl import Plugin
+
+plugin = Plugin("{name}", version="1")
+
+if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "{name}.json")):
+    raise ImportError("broken on purpose where eKuiper runs it")
+
+
+@plugin.function(name="{name}f")
+def f(x: int) -> int:
+    return x
+'''
+
+
+def test_import_error_where_ekuiper_runs_is_reported_without_the_handshake_wait(server, tmp_path):
+    """A module that fails to import in eKuiper (not at export): the install answers well before eKuiper's 60 s
+    handshake timeout, and the error text reaches the user through the install or the rule creation."""
+    import threading
+    import uuid
+
+    from .conftest import export_zip
+
+    name = "e2ebad" + uuid.uuid4().hex[:6]
+    src = tmp_path / f"{name}.py"
+    src.write_text(BROKEN.format(name=name), encoding="utf-8")
+    zip_path = export_zip(src, tmp_path / "dist")
+    answer: list = []
+    install = threading.Thread(target=lambda: answer.append(
+        server.call("POST", "/plugins/portables", {"name": name, "file": f"file://{zip_path}"})))
+    install.start()
+    install.join(20)
+    if install.is_alive():
+        # eKuiper holds its plugin lock while it waits: let it finish before other tests start plugins
+        install.join(90)
+        server.uninstall(name)
+        raise AssertionError("install still waiting after 20 s (eKuiper's handshake timeout is 60 s); it answered "
+                             f"{answer}")
+    status, payload = answer[0]
+    try:
+        seen = [str(payload)]
+        if status == 201:
+            seen.append(str(server.plugin_status(name)))
+            seen.append(str(server.call("POST", "/streams",
+                                        {"sql": f'CREATE STREAM {name}_s () WITH (TYPE="simulator")'})))
+            rule_status, rule_payload = server.rule(f"{name}_r", f"SELECT {name}f(1) AS x FROM {name}_s",
+                                                    [{"nop": {}}])
+            seen.append(str(rule_payload))
+            if rule_status == 201:
+                server.drop_rule(f"{name}_r")
+        assert any("broken on purpose" in text for text in seen), seen
+    finally:
+        server.drop_stream(f"{name}_s")
+        server.uninstall(name)
