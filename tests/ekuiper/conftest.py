@@ -47,8 +47,10 @@ class E2EPlugin:
         folder = self.workdir / f"v{version}"
         folder.mkdir(exist_ok=True)
         text = PLUGIN_SOURCE.read_text(encoding="utf-8")
-        text = text.replace('NAME = "e2eplug"', f'NAME = "{self.name}"').replace(
-            'VERSION = "1.0.0"', f'VERSION = "{version}"')
+        renames = (('NAME = "e2eplug"', f'NAME = "{self.name}"'), ('VERSION = "1.0.0"', f'VERSION = "{version}"'))
+        for old, new in renames:
+            assert old in text, f"{PLUGIN_SOURCE.name} no longer has {old}"
+            text = text.replace(old, new)
         src = folder / f"{self.name}.py"
         src.write_text(text, encoding="utf-8")
         return export_zip(src, folder / "dist")
