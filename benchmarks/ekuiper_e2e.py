@@ -114,6 +114,7 @@ def build_ekdsl(name: str, work: Path) -> Path:
 
 def build_sdk(name: str, work: Path) -> Path:
     """The SDK plugin renamed likewise: ``<name>.json``, ``<name>.py``, ``sources/<name>src.yaml``."""
+    sys.path.insert(0, str(ROOT))
     from ekdsl.package import FILE_MODE, zip_bytes
 
     syms = {k: f"{name}{k}" for k in ("src", "snk", "echo", "agg")}
