@@ -1,4 +1,4 @@
-"""``python -m ekdsl``: export, check, run and dev sub-commands.
+"""``python -m ekdsl``: export, check, run, dev and deploy sub-commands.
 
 Only this module turns :class:`~ekdsl.errors.EkdslError` into exit codes.
 """
@@ -105,6 +105,12 @@ def _dev(args: argparse.Namespace) -> int:
     return run_dev(args)
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    from .deploy.cli import run as run_deploy
+
+    return run_deploy(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
@@ -149,6 +155,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dev", help="run a plugin against the eKuiper emulator: a tour, or one symbol")
     add_arguments(p)
     p.set_defaults(handler=_dev)
+
+    from .deploy.cli import add_arguments as add_deploy_arguments
+
+    p = sub.add_parser("deploy", help="install, update, describe, status, list or delete a plugin on an eKuiper "
+                                      "server through its REST API")
+    add_deploy_arguments(p)
+    p.set_defaults(handler=_deploy)
     return parser
 
 
