@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -77,11 +78,11 @@ def offline_env() -> dict:
 
 def test_offline_bundle_installs_and_runs_without_ekdsl_or_requirements(tmp_path, links, bare_python):
     package = vendored(tmp_path, "offl", "1.0", links)
-    emu = Emulator(package, python=bare_python)
+    emu = Emulator(package, python=bare_python, install_env=offline_env())  # runs install.sh, as eKuiper does
     try:
         plugin_dir = emu.installed.plugin_dir
-        out = run_install_script(plugin_dir, ["--python", bare_python], env=offline_env())
-        assert f"requirements installed into {plugin_dir}/.venv from the package's wheels (no network)" in out
+        assert (f"requirements installed into {plugin_dir}/.venv from the package's wheels (no network)"
+                in emu.install_output)
         emu.start()
         ok, value = emu.function("offl_version").exec("x")
         assert ok and value == f"1.0|{os.path.realpath(os.path.join(plugin_dir, '.venv'))}"
@@ -90,11 +91,9 @@ def test_offline_bundle_installs_and_runs_without_ekdsl_or_requirements(tmp_path
 
 
 def test_conflicting_requirements_side_by_side(tmp_path, links, bare_python):
-    one, two = (Emulator(vendored(tmp_path, name, version, links), python=bare_python)
-                for name, version in (("side_one", "1.0"), ("side_two", "2.0")))
+    one = Emulator(vendored(tmp_path, "side_one", "1.0", links), python=bare_python, install_env=offline_env())
+    two = Emulator(vendored(tmp_path, "side_two", "2.0", links), python=bare_python, install_env=offline_env())
     try:
-        for emu in (one, two):
-            run_install_script(emu.installed.plugin_dir, ["--python", bare_python], env=offline_env())
         one.start()
         two.start()
         assert one.function("side_one_version").exec("")[1].startswith("1.0|")
@@ -109,26 +108,43 @@ def test_install_fails_clearly_when_no_wheel_fits_this_machine(tmp_path, bare_py
     links = tmp_path / "links"
     make_wheel(links, "tinydep", "1.0", {"tinydep.py": ""}, tags="py3-none-musllinux_1_2_aarch64")
     package = vendored(tmp_path, "nofit", "1.0", links, "musllinux_1_2_aarch64")
-    emu = Emulator(package, python=bare_python)
-    try:
-        with pytest.raises(PackagingError) as info:
-            run_install_script(emu.installed.plugin_dir, ["--python", bare_python], env=offline_env())
-        message = str(info.value)
-        assert message.startswith("fail to install plugin: err:exit status 1 stdout:")
-        assert ("install.sh: plugin 'nofit': pip could not install the requirements from the package's wheels "
-                "(output above) on this machine (linux-") in message
-        assert "export the plugin again with --vendor --platform" in message and '["--online"]' in message
-        assert not os.path.exists(os.path.join(emu.installed.plugin_dir, ".venv"))  # no half-built environment
-    finally:
-        emu.close()
+    folder = tmp_path / "plugin"
+    with zipfile.ZipFile(package) as zf:
+        zf.extractall(folder)
+    with pytest.raises(PackagingError) as info:
+        run_install_script(str(folder), ["--python", bare_python], env=offline_env())
+    message = str(info.value)
+    assert message.startswith("fail to install plugin: err:exit status 1 stdout:")
+    assert ("install.sh: plugin 'nofit': pip could not install the requirements from the package's wheels "
+            "(output above) on this machine (linux-") in message
+    assert "export the plugin again with --vendor --platform" in message and '["--online"]' in message
+    assert not (folder / ".venv").exists()  # no half-built environment left behind
+
+
+def test_emulator_runs_install_sh_with_shell_paras(tmp_path, links):
+    package = vendored(tmp_path, "paras", "1.0", links)
+    for script, expect in (('printf "%s\\n" "$@" > "$(dirname "$0")/args.txt"\n', None), ("exit 3\n", "status 3")):
+        edited = tmp_path / expect.replace(" ", "") if expect else tmp_path / "ok"
+        edited.mkdir()
+        with zipfile.ZipFile(package) as zin, zipfile.ZipFile(edited / "paras.zip", "w") as zout:
+            for info in zin.infolist():
+                zout.writestr(info, script.encode() if info.filename == "install.sh" else zin.read(info))
+        if expect:
+            with pytest.raises(PackagingError, match=f"fail to install plugin: err:exit {expect} stdout: stderr:"):
+                Emulator(str(edited / "paras.zip"))
+            continue
+        emu = Emulator(str(edited / "paras.zip"), python="/some/python", shell_paras=["--online"])
+        try:
+            args = Path(emu.installed.plugin_dir, "args.txt").read_text().splitlines()
+            assert args == ["--python", "/some/python", "--online"]
+        finally:
+            emu.close()
 
 
 @pytest.fixture
 def plugin_dir(tmp_path, links) -> Path:
     package = vendored(tmp_path, "prel", "1.0", links)
     folder = tmp_path / "plugin"
-    import zipfile
-
     with zipfile.ZipFile(package) as zf:
         zf.extractall(folder)
     return folder
