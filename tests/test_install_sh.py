@@ -6,6 +6,7 @@ Wheels are written by hand (tests/wheelkit.py) and pip's index is disabled, so n
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -116,8 +117,9 @@ def test_install_fails_clearly_when_no_wheel_fits_this_machine(tmp_path, bare_py
     message = str(info.value)
     assert message.startswith("fail to install plugin: err:exit status 1 stdout:")
     assert ("install.sh: plugin 'nofit': pip could not install the requirements from the package's wheels "
-            "(output above) on this machine (linux-") in message
-    assert "export the plugin again with --vendor --platform" in message and '["--online"]' in message
+            "(output above): they do not fit this machine; export the plugin again with --vendor and also "
+            "--platform manylinux_2_") in message
+    assert f"_{platform.machine()} --python-version 3." in message and '["--online"]' in message
     assert not (folder / ".venv").exists()  # no half-built environment left behind
 
 

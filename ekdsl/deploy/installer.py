@@ -37,7 +37,16 @@ here=$(cd "$(dirname "$0")" && pwd -P) || exit 1
 requirements="$here/requirements.txt"
 wheels="$here/{wheels}"
 online=0
-describe='import sys, sysconfig; print("%s, Python %d.%d" % ((sysconfig.get_platform(),) + sys.version_info[:2]))'
+describe='import glob, platform, sys
+lib, version = platform.libc_ver()
+arch = platform.machine()
+if lib == "glibc":
+    tag = "manylinux_%s_%s" % (version.replace(".", "_"), arch)
+elif glob.glob("/lib/ld-musl-*"):
+    tag = "musllinux_1_2_" + arch
+else:
+    tag = "<tag of %s/%s>" % (sys.platform, arch)
+print("--platform %s --python-version %d.%d" % ((tag,) + tuple(sys.version_info[:2])))'
 {vars}
 fail() {{
     echo "install.sh: plugin '$plugin': $*" >&2
@@ -112,7 +121,7 @@ pip() {{
 if ! pip install --no-input -r "$requirements" "$@"; then
     rm -rf "$venv"
 {pip_failed}fi
-echo "install.sh: plugin '$plugin': requirements installed into $venv from $origin ($platform)"
+echo "install.sh: plugin '$plugin': requirements installed into $venv from $origin"
 """
 _CONDA_VARS = "env='{env}'"
 _CONDA_BODY = """\
@@ -129,13 +138,13 @@ echo "install.sh: plugin '$plugin': requirements installed into conda environmen
 """
 _PIP_FAILED = """\
     if [ -d "$wheels" ] && [ "$online" = 0 ]; then
-        fail "pip could not install the requirements from the package's wheels (output above) on this \\
-machine ($platform): export the plugin again with --vendor --platform <this machine's platform tag> \\
---python-version <its X.Y>, or install it with shellParas [\\"--online\\"] to let pip download what is missing"
+        fail "pip could not install the requirements from the package's wheels (output above): they do not \\
+fit this machine; export the plugin again with --vendor and also $platform, or install it with \\
+shellParas [\\"--online\\"] to let pip download what is missing"
     fi
-    fail "pip could not install the requirements from its index (output above) on this machine ($platform): \\
-check the network or give an index with shellParas [\\"--index-url\\", \\"URL\\"], or export the plugin with \\
---vendor to carry the wheels in the package"
+    fail "pip could not install the requirements from its index (output above): check the network or give \\
+an index with shellParas [\\"--index-url\\", \\"URL\\"], or carry the wheels in the package: export it with \\
+--vendor $platform"
 """
 
 
