@@ -222,9 +222,12 @@ def test_conda_install_sh(tmp_path, links):
         if ok:
             out = run_install_script(str(folder), env={"PATH": path})
             assert "requirements installed into conda environment 'ml-env'" in out
+            run_install_script(str(folder), ["--online", "--index-url", "https://mirror.example/simple"],
+                               env={"PATH": path})
             pip = [line for line in log.read_text().splitlines() if " -m pip " in line]
-            assert pip == [f"run -n ml-env python -m pip install --no-input -r {folder}/requirements.txt --no-index "
-                           f"--only-binary=:all: --find-links {folder}/wheels"]
+            head = f"run -n ml-env python -m pip install --no-input -r {folder}/requirements.txt"
+            assert pip == [f"{head} --no-index --only-binary=:all: --find-links {folder}/wheels",
+                           f"{head} --find-links {folder}/wheels --index-url https://mirror.example/simple"]
         else:
             with pytest.raises(PackagingError, match="conda environment 'ml-env' is missing or has no Python 3.9"):
                 run_install_script(str(folder), env={"PATH": path})
