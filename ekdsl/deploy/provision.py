@@ -51,7 +51,7 @@ class Provision(NamedTuple):
 
 
 def _fail(path: str, message: str) -> DeployError:
-    return DeployError(f"{path}: {message} (see docs/deployment.md, 'Streams and rules')", url=path)
+    return DeployError(f"{message} (see docs/deployment.md, 'Streams and rules')", url=path)
 
 
 def _stream(path: str, i: int, item: Any) -> Stream:
@@ -80,7 +80,9 @@ def load(path: str) -> Provision:
     except OSError as exc:
         raise _fail(path, f"cannot read it ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise _fail(path, f"is not valid YAML/JSON ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise _fail(path, f"is not valid YAML/JSON: {getattr(exc, 'problem', None) or exc}{where}") from None
     if not isinstance(data, dict):
         raise _fail(path, "expected a mapping with 'streams' and/or 'rules'")
     unknown = sorted(set(data) - {"streams", "rules"})
