@@ -2,3 +2,5 @@
 
 Used at export and deploy time only: a plugin package does not carry this sub-package.
 """
+
+DEFAULT_SERVER = "http://127.0.0.1:9081"  # eKuiper's REST API (basic.restPort)

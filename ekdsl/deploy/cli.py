@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import UsageError
-from . import provision as provisioning
-from .commands import Deployer
-from .rest import DEFAULT_SERVER, Client, auth_header
+from . import DEFAULT_SERVER
+
+if TYPE_CHECKING:
+    from .provision import Provision
 
 __all__ = ["add_arguments", "run"]
 
@@ -72,10 +73,14 @@ def _show(data: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one deploy action; errors propagate as :class:`~ekdsl.errors.EkdslError`."""
+    from . import provision as provisioning
+    from .commands import Deployer
+    from .rest import Client, auth_header
+
     client = Client(args.server, headers=auth_header(args.token, args.user), timeout=args.timeout,
                     dry_run=args.dry_run)
     deployer = Deployer(client)
-    plan: Optional[provisioning.Provision] = None
+    plan: Optional[Provision] = None
     if getattr(args, "provision", None):
         plan = provisioning.load(args.provision)
     action = args.action

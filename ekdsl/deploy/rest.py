@@ -19,10 +19,10 @@ import uuid
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import DeployError, UsageError
+from . import DEFAULT_SERVER
 
 __all__ = ["DEFAULT_SERVER", "Client", "Response", "auth_header"]
 
-DEFAULT_SERVER = "http://127.0.0.1:9081"
 NOT_FOUND = 1002
 
 
