@@ -121,7 +121,7 @@ def test_dry_run_sends_nothing_and_shows_kuiper_lines(server, pysam_zip, tmp_pat
     assert "  = bin/kuiper create rule demo_rule '{\"id\":\"demo_rule\"" in out
     code, out, _ = deploy(capsys, "update", pysam_zip, "--server", "http://10.11.12.13:9081", "--dry-run")
     assert "POST http://10.11.12.13:9081/config/uploads  (multipart form, field uploadFile = " in out
-    assert "curl -F uploadFile=@" in out and "= bin/kuiper drop plugin portable pysam\n" in out
+    assert "curl -F uploadFile=@" in out and "= bin/kuiper drop plugin portable pysam -s false\n" in out
     for action in ("status", "describe", "delete"):
         code, out, _ = deploy(capsys, action, "pysam", "--server", server.url, "--dry-run")
         assert code == 0 and out.startswith(("GET", "DELETE"))

@@ -59,7 +59,7 @@ class Deployer:
         create = f"{_KUIPER} create plugin portable {name} {shlex.quote(cli_json)}"
         if update:
             resp = self.client.request("PUT", f"/plugins/portables/{name}", body=body,
-                                       kuiper=[f"{_KUIPER} drop plugin portable {name}", create])
+                                       kuiper=[f"{_KUIPER} drop plugin portable {name} -s false", create])
         else:
             resp = self.client.request("POST", "/plugins/portables", body=body, kuiper=[create])
         if resp is not None and resp.text:
@@ -109,7 +109,7 @@ class Deployer:
         if provision is not None:
             self.unprovision(provision)
         resp = self.client.request("DELETE", f"/plugins/portables/{name}",
-                                   kuiper=[f"{_KUIPER} drop plugin portable {name}"])
+                                   kuiper=[f"{_KUIPER} drop plugin portable {name} -s false"])
         if resp is not None and resp.text:
             self.out(resp.text.strip())
 
