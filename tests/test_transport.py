@@ -243,3 +243,22 @@ def test_transport_env(monkeypatch, sockdir):
     monkeypatch.setenv("EKDSL_TRANSPORT", "carrier-pigeon")
     with pytest.raises(TransportError, match="is not a transport"):
         open_socket("pull", url(sockdir, "e"), listen=True)
+
+
+@pytest.mark.parametrize("impl", ["native", "pynng"])
+def test_a_request_that_opens_the_connection_goes_once(sockdir, impl):
+    """The first send of a non-blocking REQ connects; the request must not go twice (the copy would be
+    taken as the answer to the host's first command)."""
+    u = url(sockdir, "once")
+    rep = open_socket("rep", u, listen=True, impl="pynng", recv_timeout=5, send_timeout=5)
+    req = open_socket("req", u, impl=impl, block=False, recv_timeout=5, send_timeout=5)
+    try:
+        req.send(b"handshake")
+        assert rep.recv() == b"handshake"
+        rep.send(b"cmd")
+        assert req.recv() == b"cmd"
+        req.send(b"ok")
+        assert rep.recv() == b"ok"
+    finally:
+        req.close()
+        rep.close()

@@ -283,6 +283,8 @@ class _Dialer(_Base):
             deadline = None if self._send_timeout is None else time.monotonic() + self._send_timeout
             while True:
                 conn = self._ensure(deadline)
+                if conn.out is data:  # a new connection queued this very message (a REQ's pending one): once
+                    conn.out = b""
                 try:
                     if self._flush(conn, deadline) and self._write(conn, data, deadline):
                         return

@@ -40,6 +40,11 @@ class NngSocket(Socket):
             raise Closed(f"socket {self.url} is closed", self.url) from None
         except pynng.BadState:
             raise BadState(f"{self.kind} socket {self.url} cannot {op} now", self.url) from None
+        except pynng.ConnectionReset:
+            if self.kind != "req":
+                raise TransportError(f"{op} failed on {self.url}: connection reset", self.url) from None
+            # nng drops a REQ's pending request when its connection goes (resend is off): send anew
+            raise BadState(f"the request on {self.url} was lost with its connection", self.url) from None
         except pynng.NNGException as exc:
             raise TransportError(f"{op} failed on {self.url}: {exc}", self.url) from None
 
