@@ -262,3 +262,46 @@ def test_a_request_that_opens_the_connection_goes_once(sockdir, impl):
     finally:
         req.close()
         rep.close()
+
+
+def squat(path):
+    """A listener at ``path`` that never accepts, its queue full (a stuck process, a squatter)."""
+    import socket as s
+
+    squatter = s.socket(s.AF_UNIX, s.SOCK_STREAM)
+    squatter.bind(path)
+    squatter.listen(0)
+    clients = []
+    while True:
+        c = s.socket(s.AF_UNIX, s.SOCK_STREAM)
+        c.setblocking(False)
+        clients.append(c)
+        try:
+            c.connect(path)
+        except BlockingIOError:
+            return [squatter, *clients]
+
+
+@pytest.mark.parametrize("impl", ["native", "pynng"])
+def test_listen_refuses_a_listener_that_never_accepts(sockdir, impl):
+    u = url(sockdir, "squat")
+    held = squat(u[6:])
+    outcome = []
+
+    def listen():
+        try:
+            open_socket("pull", u, listen=True, impl=impl, attempts=2, interval=0.01).close()
+            outcome.append("listening")
+        except TransportError as exc:
+            outcome.append(str(exc))
+
+    t = threading.Thread(target=listen, daemon=True)
+    try:
+        t.start()
+        t.join(5)
+        assert not t.is_alive(), "the stale-socket check blocked on the squatter"
+        assert outcome and "in use" in outcome[0]
+    finally:
+        for sock in held:
+            sock.close()
+        t.join(5)

@@ -484,15 +484,21 @@ class PullSocket(_Base):
 
 
 def _remove_stale(path: str) -> None:
-    """Remove a socket file nobody listens on (as nng and mangos do); refuse one in use."""
+    """Remove a socket file nobody listens on (as nng and mangos do); refuse one in use.
+
+    The probe never blocks: a listener that does not accept (its queue full) is in use too.
+    """
     if not os.path.exists(path):
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
     try:
         probe.connect(path)
     except ConnectionRefusedError:
         os.unlink(path)
         return
+    except BlockingIOError:
+        pass
     except OSError:
         return
     finally:

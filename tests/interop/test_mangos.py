@@ -16,6 +16,7 @@ import pytest
 from ekdsl.protocol import Control, Meta, encode_func_reply
 
 from ..conftest import lines
+from ..test_transport import squat
 from .harness import GO, EkHost, Ekuiper, build, print_options
 
 PLUGIN = Path(__file__).resolve().parent / "ekplug.py"
@@ -183,3 +184,18 @@ def test_a_reply_is_not_repeated_after_a_reconnect(ekuiper):
     ekuiper.host.ok("open", "function", "nap")
     answers = [ekuiper.exec("nap", x) for x in (0.01, 0.02, 0.03)]
     assert answers == [(True, 0.01), (True, 0.02), (True, 0.03)]
+
+
+def test_a_squatted_sink_socket_fails_its_start_at_once(ekuiper, tmp_path, sockdir):
+    """A listener that never accepts, at a sink's data path: the start is refused, and the plugin goes on."""
+    ekuiper.launch()
+    held = squat(f"{sockdir}/r1_k_0_0.ipc")
+    try:
+        ekuiper.host.ok("open", "ack", "r1_k_0_0")
+        ctrl = Control("record", "sink", Meta("r1", "k_0", 0), config={"path": str(tmp_path / "x")})
+        assert "in use" in ekuiper.command("start", ctrl)
+        src = ekuiper.start_source("counter", {"interval": 0.001})
+        assert len(ekuiper.rows(src, 3)) == 3
+    finally:
+        for sock in held:
+            sock.close()
