@@ -2,8 +2,9 @@
 
 Plain Unix sockets with kernel timeouts (``SO_RCVTIMEO``/``SO_SNDTIMEO``): a message costs one system
 call each way, there are no background threads, and ``close()`` from another thread ends a blocked
-call at once (it shuts the connection down). The wire is nng's and mangos' (:mod:`.sp`), so the peer
-can be eKuiper (mangos) or pynng.
+call at once (it shuts the connection, or the listener, down). A socket holds no descriptor beyond its
+connections and listener: a source costs one, a sink three. The wire is nng's and mangos' (:mod:`.sp`),
+so the peer can be eKuiper (mangos) or pynng.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def _handshake(sock: socket.socket, kind: str) -> None:
 
 
 class _Base(Socket):
-    """Shared machinery: a wake-up pipe, waiting with poll, writing messages without splitting them."""
+    """Shared machinery: closing, waking a blocked caller, writing messages without splitting them."""
 
     interruptible = True
 
@@ -125,8 +126,7 @@ class _Base(Socket):
         super().__init__(kind, url)
         self.path = _path(url)
         self._closed = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
+        self._wake = threading.Event()  # set by close(): ends a wait between connection attempts
         self._io = threading.RLock()
         self._ready: Deque[bytes] = deque()  # received messages not yet returned
 
@@ -165,18 +165,10 @@ class _Base(Socket):
         if self._closed:
             return
         self._closed = True
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake.set()
         self._interrupt()
         with self._io:  # wait for a blocked send/recv to notice, then release everything
             self._release()
-            for fd in (self._wake_r, self._wake_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
 
     def _release(self) -> None:
         raise NotImplementedError
@@ -249,8 +241,7 @@ class _Dialer(_Base):
         return self.conn
 
     def _sleep(self, seconds: float) -> None:
-        ready = select.select([self._wake_r], [], [], seconds)[0]
-        if ready or self._closed:
+        if self._wake.wait(seconds) or self._closed:
             raise Closed(f"socket {self.url} is closed", self.url)
 
     def _drop(self) -> None:
@@ -425,13 +416,12 @@ class PullSocket(_Base):
         rem = _remaining(deadline)
         if rem is not None and rem <= 0:
             raise Timeout(f"receive timed out on {self.url}", self.url)
-        poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
+        poller = select.poll()  # close() shuts the listener down: poll wakes with POLLHUP
         poller.register(self.listener.fileno(), select.POLLIN)
         for fd in self.conns:
             poller.register(fd, _POLLIN)
         ready = poller.poll(_ms(rem))
-        if self._closed or any(fd == self._wake_r for fd, _ in ready):
+        if self._closed:
             raise Closed(f"socket {self.url} is closed", self.url)
         if not ready:
             raise Timeout(f"receive timed out on {self.url}", self.url)
@@ -453,7 +443,7 @@ class PullSocket(_Base):
         while True:
             try:
                 sock, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # none waiting, the listener shut down by close(), or out of descriptors
                 return
             try:
                 _handshake(sock, self.kind)
@@ -467,6 +457,11 @@ class PullSocket(_Base):
         conn.close()
 
     def _interrupt(self) -> None:
+        if self.listener is not None:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for conn in list(self.conns.values()):
             conn.interrupt()
 
@@ -529,6 +524,8 @@ def open_native(kind: str, url: str, *, listen: bool, block: bool, attempts: int
             return sock
         except (OSError, ProtocolError) as exc:
             last = exc
+            if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+                break  # out of descriptors: waiting will not help, and the caller's thread is eKuiper's
             time.sleep(interval)
     sock.close()
     verb = "listen on" if listen else "dial"

@@ -100,6 +100,8 @@ def open_nng(kind: str, url: str, *, listen: bool, block: bool, attempts: int, i
             return sock
         except pynng.NNGException as exc:
             last = exc
+            if isinstance(exc, pynng.OutOfFiles):
+                break  # out of descriptors: waiting will not help, and the caller's thread is eKuiper's
             time.sleep(interval)
     sock.close()
     verb = "listen on" if listen else "dial"
