@@ -23,3 +23,17 @@ def test_benchmark_smoke_run(sdk_python, tmp_path):
     for result in medians.values():
         assert result["source_small"]["items"] > 0 and result["func_echo"]["p99_ms"] > 0
         assert result["handshake_ms"] > 0 and result["idle_rss_kib"] > 0
+
+
+def test_instances_benchmark_run(tmp_path):
+    """A small run of benchmarks/instances.py; its figures keep nng's budget: 1 descriptor a source, 3 a sink."""
+    out = tmp_path / "instances.json"
+    proc = subprocess.run([sys.executable, "benchmarks/instances.py", "--counts", "0,2", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "per source: threads, fds, KiB" in proc.stdout
+    for figures in json.loads(out.read_text()).values():
+        idle = figures["0+0"]
+        assert figures["2+0"]["fds"] <= idle["fds"] + 2
+        assert figures["0+2"]["fds"] <= idle["fds"] + 6
+        assert figures["2+2"]["threads"] <= idle["threads"] + 4
