@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from ekdsl.protocol import Control, Meta, encode_func_reply
+from ekdsl.protocol import Control, Meta, encode_command, encode_func_reply
 
 from ..conftest import lines
 from ..test_transport import squat
@@ -199,3 +199,17 @@ def test_a_squatted_sink_socket_fails_its_start_at_once(ekuiper, tmp_path, sockd
     finally:
         for sock in held:
             sock.close()
+
+
+def test_a_control_answer_is_not_repeated_after_a_reconnect(ekuiper, tmp_path):
+    """The control socket is reopened while a start waits for its ack socket: its "ok" goes once, and the
+    next command gets its own answer."""
+    ekuiper.launch()
+    sink = Control("record", "sink", Meta("r1", "k_0", 0), config={"path": str(tmp_path / "x")})
+    ekuiper.host.ok("send", "control", "ekplug", data=encode_command("start", sink))  # its ack socket is not there
+    ekuiper.host.ok("close", "control", "ekplug")
+    ekuiper.host.ok("open", "control", "ekplug")
+    ekuiper.host.ok("open", "ack", sink.meta.key)  # the plugin's ack dial succeeds: it answers "ok"
+    assert ekuiper.command("start", Control("nothing", "source", Meta("r1", "s9"))).startswith("symbol not found")
+    src = ekuiper.start_source("counter", {"interval": 0.001})
+    assert len(ekuiper.rows(src, 3)) == 3
