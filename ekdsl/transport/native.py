@@ -27,7 +27,7 @@ from .sp import FrameReader, check_header, conn_header, frame
 
 __all__ = ["PullSocket", "PushSocket", "ReqSocket", "open_native"]
 
-CHUNK = 64 * 1024  # one receive buffer per connection, reused (a fresh large bytes per recv costs mmap calls)
+CHUNK = 64 * 1024  # the largest receive buffer of a connection, reused (a fresh bytes per recv costs mmap calls)
 RECONNECT = 0.1  # first wait between connection attempts, as eKuiper's dialer (OptionReconnectTime)
 RECONNECT_MAX = 1.0  # the wait doubles up to this while nobody listens
 HEADER_WAIT = 2.0
@@ -65,7 +65,7 @@ class _Conn:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader = FrameReader()
-        self.buf = bytearray(CHUNK)
+        self.buf = bytearray()  # made on the first receive (PUSH connections never need one), grown to CHUNK
         self.view = memoryview(self.buf)
         self.out = b""  # the unsent tail of a message whose first bytes are already on the wire
         self.rcvtimeo: object = -1
@@ -79,7 +79,15 @@ class _Conn:
         if seconds != self.rcvtimeo:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
             self.rcvtimeo = seconds
-        return self.view[:self.sock.recv_into(self.buf)]
+        n = self.sock.recv_into(self.buf) if self.buf else 0
+        if n == len(self.buf) < CHUNK:  # none yet, or filled: grow (an idle sink keeps a small one)
+            chunk = bytes(self.view[:n])
+            self.buf = bytearray(max(4096, 4 * len(self.buf)))
+            self.view = memoryview(self.buf)
+            if n:
+                return memoryview(chunk)
+            n = self.sock.recv_into(self.buf)
+        return self.view[:n]
 
     def send_within(self, data: Union[bytes, memoryview], seconds: Optional[float]) -> int:
         if seconds != self.sndtimeo:
@@ -443,7 +451,9 @@ class PullSocket(_Base):
         while True:
             try:
                 sock, _ = self.listener.accept()
-            except OSError:  # none waiting, the listener shut down by close(), or out of descriptors
+            except OSError as exc:  # none waiting, the listener shut down by close(), or out of descriptors
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self._wake.wait(0.1)  # the connection waits in the queue: do not spin on it
                 return
             try:
                 _handshake(sock, self.kind)
