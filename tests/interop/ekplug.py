@@ -12,13 +12,13 @@ plugin = Plugin("ekplug", version="0.0.1")
 
 
 @plugin.source
-def counter(ctx: Context, interval: float = 0.01, pad: int = 0) -> Iterator[dict]:
+def counter(ctx: Context, period: float = 0.01, pad: int = 0) -> Iterator[dict]:
     """Rows ``{"i": n}``, with a ``pad`` of that many characters when asked (large messages)."""
     n = 0
     while True:
         yield {"i": n, "pad": "x" * pad} if pad else {"i": n}
         n += 1
-        ctx.sleep(interval)
+        ctx.sleep(period)
 
 
 @plugin.sink

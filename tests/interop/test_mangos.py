@@ -80,9 +80,9 @@ def test_harness_sets_ekuipers_socket_options(ekhost_exe):
 
 def test_handshake_source_rows_and_stop(ekuiper):
     ekuiper.launch()
-    small = ekuiper.start_source("counter", {"interval": 0.001})
+    small = ekuiper.start_source("counter", {"period": 0.001})
     assert [r["i"] for r in ekuiper.rows(small, 20)] == list(range(20))
-    big = ekuiper.start_source("counter", {"interval": 0.001, "pad": 3 * MIB}, op="s2")
+    big = ekuiper.start_source("counter", {"period": 0.001, "pad": 3 * MIB}, op="s2")
     rows = ekuiper.rows(big, 2)
     assert [r["i"] for r in rows] == [0, 1] and all(len(r["pad"]) == 3 * MIB for r in rows)
     ekuiper.stop_source(small)
@@ -137,7 +137,7 @@ def test_function_channel(ekuiper):
 def test_plugin_restarted_on_the_same_control_socket(ekuiper):
     """eKuiper keeps its control socket, starts a new process, and replays its start commands."""
     ekuiper.launch()
-    src = ekuiper.start_source("counter", {"interval": 0.001})
+    src = ekuiper.start_source("counter", {"period": 0.001})
     ekuiper.function("add")
     assert ekuiper.exec("add", 1, 1) == (True, 2)
     ekuiper.rows(src, 3)
@@ -153,13 +153,14 @@ def test_plugin_restarted_on_the_same_control_socket(ekuiper):
 
 
 def test_host_sockets_closed_and_reopened(ekuiper, tmp_path):
-    """Each host socket closed and listened again at the same path: the plugin reconnects, answers line up."""
+    """A source or function socket closed and listened again at the same path: the plugin reconnects, answers
+    line up. (The control socket is another matter: test_control_socket_reopened_means_a_new_ekuiper.)"""
     ekuiper.launch()
-    src = ekuiper.start_source("counter", {"interval": 0.001})
+    src = ekuiper.start_source("counter", {"period": 0.001})
     ekuiper.function("add")
     assert ekuiper.exec("add", 1, 1) == (True, 2)
     ekuiper.rows(src, 3)
-    for channel, name in (("control", "ekplug"), ("source", src.meta.key), ("function", "add")):
+    for channel, name in (("source", src.meta.key), ("function", "add")):
         ekuiper.host.ok("close", channel, name)
         ekuiper.host.ok("open", channel, name)
     assert len(ekuiper.rows(src, 20)) == 20
@@ -196,22 +197,29 @@ def test_a_squatted_sink_socket_fails_its_start_at_once(ekuiper, tmp_path, sockd
         ekuiper.host.ok("open", "ack", "r1_k_0_0")
         ctrl = Control("record", "sink", Meta("r1", "k_0", 0), config={"path": str(tmp_path / "x")})
         assert "in use" in ekuiper.command("start", ctrl)
-        src = ekuiper.start_source("counter", {"interval": 0.001})
+        src = ekuiper.start_source("counter", {"period": 0.001})
         assert len(ekuiper.rows(src, 3)) == 3
     finally:
         for sock in held:
             sock.close()
 
 
-def test_a_control_answer_is_not_repeated_after_a_reconnect(ekuiper, tmp_path):
-    """The control socket is reopened while a start waits for its ack socket: its "ok" goes once, and the
-    next command gets its own answer."""
+def test_control_socket_reopened_means_a_new_ekuiper(ekuiper, tmp_path):
+    """eKuiper never closes its control socket while it lives (PROTOCOL §1.2): closed and listened again, it is
+    a restarted eKuiper. The old plugin, even in the middle of a start, exits and sends nothing into its
+    successor's socket; a new plugin process serves the reopened socket alone, every answer its own."""
     ekuiper.launch()
+    old = ekuiper.process
+    assert old is not None
     sink = Control("record", "sink", Meta("r1", "k_0", 0), config={"path": str(tmp_path / "x")})
     ekuiper.host.ok("send", "control", "ekplug", data=encode_command("start", sink))  # its ack socket is not there
     ekuiper.host.ok("close", "control", "ekplug")
     ekuiper.host.ok("open", "control", "ekplug")
-    ekuiper.host.ok("open", "ack", sink.meta.key)  # the plugin's ack dial succeeds: it answers "ok"
+    ekuiper.host.ok("open", "ack", sink.meta.key)  # the old plugin's ack dial could succeed now
+    assert old.wait(10) is not None, old.output
+    ekuiper.launch()
     assert ekuiper.command("start", Control("nothing", "source", Meta("r1", "s9"))).startswith("symbol not found")
-    src = ekuiper.start_source("counter", {"interval": 0.001})
+    src = ekuiper.start_source("counter", {"period": 0.001})
     assert len(ekuiper.rows(src, 3)) == 3
+    assert ekuiper.stale == 0
+    ekuiper.stop_source(src)
