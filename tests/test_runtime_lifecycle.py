@@ -90,7 +90,9 @@ def test_malformed_or_unknown_commands_are_answered(host, payload, reply):
     assert src.rows(1)
 
 
+@pytest.mark.parametrize("transport", ["native"])  # the rule itself: tests/test_session.py, injected clock
 def test_keepalive_on_an_idle_control_channel(host):
+    """The one real-time check of the keepalive, end to end."""
     h = host()
     time.sleep(6.5)  # deliberately idle past the 5 s keepalive; nothing to wait for
     src = h.start_source("ticker", {"period": 0.001})

@@ -1,7 +1,7 @@
 """eKuiper's side of each socket, with the Go host's semantics (``runtime/connection.go``).
 
-Control: REP listen; ``send_cmd`` re-sends a command when the reply starts with ``h`` (a stale
-handshake) and discards a pending request when the socket has none to answer. Source: PULL listen.
+Control: REP listen; ``send_cmd`` follows :class:`ekdsl.session.HostExchange` (a reply starting with ``h``
+is a stale handshake: the command again; a refused send: a pending reply is read and discarded). Source: PULL listen.
 Sink: ack PULL listen before start, data PUSH dial after. Function: REP listen with the same
 re-send rules as control.
 """
@@ -25,6 +25,7 @@ from ..protocol import (
     encode_func_request,
     func_url,
 )
+from ..session import Discarded, HostExchange, Reply
 from ..transport import BadState, Socket, Timeout, open_socket
 
 __all__ = ["CommandError", "ControlChannel", "FunctionChannel", "HostError", "SinkChannel", "SourceChannel"]
@@ -56,20 +57,25 @@ class _ReqRep:
         self.stale = 0
 
     def exchange(self, payload: bytes, timeout: float) -> bytes:
+        """Send ``payload`` and return the real reply, following :class:`HostExchange`'s rules."""
         deadline = time.monotonic() + timeout
+        ex = HostExchange(payload)
         while True:
-            try:
-                self.sock.send(payload)
-            except BadState:
-                self.sock.recv_timeout = max(0.01, deadline - time.monotonic())
-                self.discarded.append(self.sock.recv())
-                self.sock.send(payload)
+            out = ex.data_to_send()
+            if out is not None:
+                try:
+                    self.sock.send(out)
+                    ex.sent()
+                except BadState:
+                    ex.refused()
             self.sock.recv_timeout = max(0.01, deadline - time.monotonic())
-            reply = self.sock.recv()
-            if reply[:1] == b"h":
+            event = ex.receive(self.sock.recv())
+            if isinstance(event, Reply):
+                return event.data
+            if isinstance(event, Discarded):
+                self.discarded.append(event.data)
+            else:
                 self.stale += 1
-                continue
-            return reply
 
     def close(self) -> None:
         self.sock.close()

@@ -8,9 +8,10 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Optional, TextIO, Tuple
+from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from ..errors import ProtocolError, UsageError
+from ..framing import encode_sink_messages
 from ..transport import Timeout
 from .emulator import Emulator
 
@@ -141,27 +142,12 @@ def _read_source(emu: Emulator, symbol: str, n: int, timeout: float, out: _Out, 
     return rows, errors, time.monotonic() - t0
 
 
-def _messages(rows: List[Any], send_single: bool, batch: int) -> Iterator[bytes]:
-    """eKuiper's framings (PROTOCOL §5.1) for a list of rows or events."""
-    events = [r if isinstance(r, list) else [r] for r in rows]
-    if batch <= 0:
-        for ev in events:
-            if send_single:
-                yield from (json.dumps(r).encode() for r in ev)
-            else:
-                yield json.dumps(ev).encode()
-        return
-    items: List[Any] = [r for ev in events for r in ev] if send_single else events
-    for i in range(0, len(items), batch):
-        yield json.dumps(items[i:i + batch]).encode()
-
-
 def _feed(emu: Emulator, symbol: str, rows: List[Any], conf: Dict[str, Any], out: _Out,
           send_single: bool = False, batch: int = 0) -> Tuple[int, int, int]:
     snk = emu.start_sink(symbol, conf)
     sent = ok = failed = 0
     try:
-        for payload in _messages(rows, send_single, batch):
+        for payload in encode_sink_messages(rows, send_single, batch):
             ack = snk.send(payload)
             sent += 1
             if snk.require_ack:

@@ -1,8 +1,7 @@
-"""The plugin's half of eKuiper's inverted REQ/REP, shared by the control and function channels.
+"""The plugin's half of eKuiper's inverted REQ/REP over a real socket: a driver of :class:`PluginSession`.
 
-The plugin (REQ) sends ``handshake``; eKuiper's "reply" is a command or a call; the plugin's next
-"request" is the answer. While nothing comes, the handshake is re-sent every few seconds as a keepalive:
-eKuiper discards replies that start with ``h`` and sends its command again.
+The rules (handshake first, keepalive after 5 s of silence, greet again after a broken exchange) live in
+:mod:`ekdsl.session`; this loop moves bytes and reads the clock. Shared by the control and function channels.
 """
 
 from __future__ import annotations
@@ -11,45 +10,40 @@ import time
 from typing import Callable
 
 from ..errors import TransportError
-from ..protocol import HANDSHAKE
+from ..session import KEEPALIVE, PluginSession
 from ..transport import BadState, Closed, Socket, Timeout
 
 __all__ = ["KEEPALIVE", "answer_loop"]
 
-KEEPALIVE = 5.0  # seconds without a message before the handshake is sent again, as eKuiper's SDKs do
 RETRY_PAUSE = 0.1  # seconds before starting again after a transport error
 
 
 def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callable[[], bool],
-                idle: Callable[[], bool] = lambda: False) -> None:
+                idle: Callable[[], bool] = lambda: False, *, clock: Callable[[], float] = time.monotonic,
+                keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep) -> None:
     """Answer every message with ``handle(message)`` until ``stopped()``, the socket closes, or ``idle()``
     returns True. ``idle`` is asked whenever a receive or a send times out, so also while an answer cannot
     be delivered; ``sock`` needs send and receive timeouts for either check to run."""
-
-    def send(data: bytes) -> bool:
-        while not stopped():
-            try:
-                sock.send(data)
-                return True
-            except Timeout:  # eKuiper waits for every answer: keep trying while it may still take it
-                if idle():
-                    return False
-        return False
-
+    session = PluginSession(keepalive)
+    session.start(clock())
     try:
-        if not send(HANDSHAKE):
-            return
-        last = time.monotonic()
         while not stopped():
+            out = session.data_to_send()
+            if out is not None:
+                try:
+                    sock.send(out)
+                except Timeout:  # eKuiper waits for every answer: keep trying while it may still take it
+                    if idle():
+                        return
+                    continue
+                session.sent(clock())
+                continue
             try:
                 message = sock.recv()
             except Timeout:
                 if idle():
                     return
-                if time.monotonic() - last >= KEEPALIVE:
-                    if not send(HANDSHAKE):
-                        return
-                    last = time.monotonic()
+                session.tick(clock())
                 continue
             except Closed:
                 return
@@ -59,13 +53,10 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
                 if idle():
                     return
                 if not isinstance(exc, BadState):
-                    time.sleep(RETRY_PAUSE)
-                if not send(HANDSHAKE):
-                    return
-                last = time.monotonic()
+                    pause(RETRY_PAUSE)
+                session.broken(clock())
                 continue
-            if not send(handle(message)):
-                return
-            last = time.monotonic()
+            session.receive(message, clock())
+            session.send(handle(message))
     except Closed:
         return

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..codec import loads as _json
 from ..context import Context, Stopped
 from ..errors import ConfigError
+from ..framing import sink_events, sink_rows
 from ..model import SymbolModel, TypeInfo
 from ..protocol import ACK_OK, ack_error
 from ..transport import Closed, Socket, Timeout
@@ -19,16 +20,6 @@ __all__ = ["SinkRunner", "shape_items", "split_items"]
 
 RECV_SLICE = 0.05  # seconds per receive when the socket cannot be interrupted; a stop is seen within this
 IDLE_SLICE = 1.0  # with an interruptible socket, stop closes it and the receive ends at once
-
-
-
-def _rows(value: Any) -> Iterator[Any]:
-    """Rows of any eKuiper framing: an object, an event array, or a batch of either."""
-    if isinstance(value, list):
-        for v in value:
-            yield from _rows(v)
-    else:
-        yield value
 
 
 def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
@@ -55,12 +46,8 @@ def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]
         raise ConfigError(symbol, "data", t.describe() if t else "JSON", payload[:80],
                           "the payload is not JSON; annotate the data parameter as bytes or str") from None
     if kind == "list":
-        if isinstance(value, dict):
-            return [[value]]
-        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-            return list(value)
-        return [value]
-    return list(_rows(value))
+        return sink_events(value)
+    return list(sink_rows(value))
 
 
 def shape_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:

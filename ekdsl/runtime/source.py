@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any, Dict, Mapping, Optional
@@ -11,6 +10,7 @@ from ..codec import find_unencodable
 from ..context import Context, Row, Stopped
 from ..model import SymbolModel
 from ..protocol import encode_row
+from ..session import source_error
 from ..transport import Closed, Socket, Timeout
 from .failure import describe
 
@@ -184,6 +184,6 @@ class SourceRunner:
     def _surface(self, message: str) -> None:
         """Tell eKuiper: a JSON string is what its source reader reports as a decode error on the rule."""
         try:
-            self.sock.send(json.dumps(message).encode("utf-8"))
+            self.sock.send(source_error(message))
         except Exception:  # the host is gone or not reading: the log line is all we can do
             pass

@@ -1,0 +1,46 @@
+"""How eKuiper frames a sink's rows (PROTOCOL §5.1), both ways, sans I/O.
+
+A payload is one row (an object), one event (an array of rows, from a window), or a batch (``batchSize``:
+an array of either). ``sendSingle`` sends every row of an event on its own. The emulator encodes with
+:func:`encode_sink_messages`; the runtime decodes with :func:`sink_rows` or :func:`sink_events`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator, List
+
+__all__ = ["encode_sink_messages", "sink_events", "sink_rows"]
+
+
+def encode_sink_messages(rows: List[Any], send_single: bool = False, batch: int = 0) -> Iterator[bytes]:
+    """The payloads eKuiper sends for ``rows`` (each a row, or a list of rows: an event)."""
+    events = [r if isinstance(r, list) else [r] for r in rows]
+    if batch <= 0:
+        for ev in events:
+            if send_single:
+                yield from (json.dumps(r).encode() for r in ev)
+            else:
+                yield json.dumps(ev).encode()
+        return
+    items: List[Any] = [r for ev in events for r in ev] if send_single else events
+    for i in range(0, len(items), batch):
+        yield json.dumps(items[i:i + batch]).encode()
+
+
+def sink_rows(value: Any) -> Iterator[Any]:
+    """The rows of a decoded payload of any framing, in order."""
+    if isinstance(value, list):
+        for v in value:
+            yield from sink_rows(v)
+    else:
+        yield value
+
+
+def sink_events(value: Any) -> List[Any]:
+    """The events of a decoded payload: a row is an event of one row; a batch of events gives several."""
+    if isinstance(value, dict):
+        return [[value]]
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return list(value)
+    return [value]
