@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set
 
 from .errors import PackagingError
+from .kinds import Kind
 from .reserved import builtin_symbol, reserved_property
 
 __all__ = ["Entry", "Finding", "Report", "check_package", "read_entries"]
@@ -156,9 +157,7 @@ def _plugin_json(entries: List[Entry], name: str, report: Report) -> Optional[Di
         "name": raw.get("name", name),
         "language": raw.get("language") or "",
         "executable": raw.get("executable") or "",
-        "sources": list(raw.get("sources") or []),
-        "sinks": list(raw.get("sinks") or []),
-        "functions": list(raw.get("functions") or []),
+        **{kind.folder: list(raw.get(kind.folder) or []) for kind in Kind},
         "version": raw.get("version", ""),
     }
     for msg in _validate(meta, name):
@@ -260,8 +259,7 @@ def _lint_metadata(entries: List[Entry], meta: Dict[str, Any], report: Report) -
             if fn not in names:
                 report.error(f"{path} describes {names or 'no function'}, not '{fn}' from the plugin json",
                              lint=True)
-    declared = {f"sources/{s}" for s in meta["sources"]} | {f"sinks/{s}" for s in meta["sinks"]} | {
-        f"functions/{s}" for s in meta["functions"]}
+    declared = {f"{kind.folder}/{s}" for kind in Kind for s in meta[kind.folder]}
     for path in sorted(by_name):
         if path.startswith(_SYMBOL_DIRS) and posixpath.splitext(path)[0] not in declared:
             report.warn(f"{path} belongs to no symbol declared in the plugin json")
@@ -300,8 +298,8 @@ def _lint_source(by_name: Dict[str, Entry], src: str, report: Report) -> None:
 
 def _lint_builtins(meta: Dict[str, Any], report: Report) -> None:
     """Symbols named like eKuiper's built-ins, which eKuiper looks up first."""
-    for kind in ("source", "sink", "function"):
-        for name in meta[f"{kind}s"]:
+    for kind in Kind:
+        for name in meta[kind.folder]:
             if not isinstance(name, str):
                 continue
             where = builtin_symbol(kind, name)

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from .errors import EkdslError, UsageError
+from .kinds import Kind
 
 if TYPE_CHECKING:
     from .deploy.bundle import Bundle
@@ -42,7 +43,7 @@ def _export(args: argparse.Namespace) -> int:
         return 0
     result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels,
                     bundle=bundle, executable=executable)
-    counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in ("source", "sink", "function"))
+    counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in Kind)
     print(f"exported plugin '{model.name}' {model.version} ({counts}) to {result.directory}")
     for wheel in wheels:
         where = "any platform" if wheel.pure else f"{wheel.tags} only"

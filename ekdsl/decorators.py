@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union, overload
 
+from .kinds import Kind
 from .model import Text
 
 __all__ = ["SPEC_ATTR", "Param", "SymbolSpec", "function", "get_spec", "sink", "source"]
@@ -34,7 +35,7 @@ class Param(NamedTuple):
 class SymbolSpec(NamedTuple):
     """What a decorator recorded about a callable."""
 
-    kind: str
+    kind: Kind
     name: Optional[str] = None
     description: Optional[Text] = None
     label: Optional[Text] = None
@@ -42,6 +43,7 @@ class SymbolSpec(NamedTuple):
     conf_keys: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
     example: str = ""
     hints: Tuple[Tuple[str, Text], ...] = ()
+    rejected: Tuple[Tuple[str, Any], ...] = ()  # options the kind does not take: reported by Plugin.model()
 
 
 def get_spec(obj: Any) -> Optional[SymbolSpec]:
@@ -64,13 +66,15 @@ def _mark(func: F, spec: SymbolSpec) -> F:
 
 
 def _make(
-    kind: str,
+    kind: Kind,
     func: Any,
     name: Optional[str],
     options: dict[str, Any],
 ) -> Any:
     if isinstance(func, str) and name is None:  # @source("name")
         func, name = None, func
+    allowed = kind.spec.options
+    rejected = tuple((k, options.pop(k)) for k in sorted(options) if k not in allowed)
     hints = options.pop("hints", None) or {}
     conf_keys = options.pop("conf_keys", None) or {}
     for key in ("description", "label"):
@@ -81,6 +85,7 @@ def _make(
         name=name,
         hints=tuple((k, Text.of(v)) for k, v in dict(hints).items()),
         conf_keys=tuple((str(k), dict(v)) for k, v in dict(conf_keys).items()),
+        rejected=rejected,
         **options,
     )
     if func is None:
@@ -110,7 +115,7 @@ def source(func: Any = None, /, *, name: Optional[str] = None, **options: Any) -
     named ``datasource`` receives the stream's DATASOURCE; one annotated
     ``Context`` receives the rule context.
     """
-    return _make("source", func, name, options)
+    return _make(Kind.SOURCE, func, name, options)
 
 
 @overload
@@ -134,7 +139,7 @@ def sink(func: Any = None, /, *, name: Optional[str] = None, **options: Any) -> 
     is a sink with setup and teardown: it receives each item from ``yield``.
     Other parameters are the sink's properties, from the rule action.
     """
-    return _make("sink", func, name, options)
+    return _make(Kind.SINK, func, name, options)
 
 
 @overload
@@ -158,4 +163,4 @@ def function(func: Any = None, /, *, name: Optional[str] = None, **options: Any)
     variadic). With ``aggregate=True`` each argument receives the list of the
     group's values.
     """
-    return _make("function", func, name, options)
+    return _make(Kind.FUNCTION, func, name, options)

@@ -24,6 +24,7 @@ from . import types as _types
 from .context import Context
 from .decorators import Param, SymbolSpec
 from .errors import ConfigError, Problem
+from .kinds import Kind, Role, check_options
 from .model import MISSING, FieldModel, SymbolModel, Text, TypeInfo
 
 __all__ = ["NAME_RE", "build_symbol", "describe_location", "type_info"]
@@ -238,7 +239,7 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
                 f"pass a valid name, e.g. @{spec.kind}(name={re.sub(r'[^a-zA-Z0-9_-]', '_', name)!r})")
     builtin = _reserved.builtin_symbol(spec.kind, name)
     if builtin is not None:
-        shown = name.lower() if spec.kind == "function" else name
+        shown = name.lower() if spec.kind == Kind.FUNCTION else name
         col.add(f"has the name of eKuiper's built-in {spec.kind} '{shown}' ({builtin}); eKuiper looks built-ins "
                 f"up first, so this {spec.kind} is never reached",
                 f"pass another name, e.g. @{spec.kind}(name='my_{shown}')")
@@ -274,8 +275,8 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
     )
 
 
-def _example(kind: str, name: str, params: List[FieldModel]) -> str:
-    if kind != "function":
+def _example(kind: Kind, name: str, params: List[FieldModel]) -> str:
+    if not kind.spec.arguments:
         return ""
     args = [f"{p.name}..." if p.variadic else p.name for p in params]
     return f"{name}({', '.join(args)})"
@@ -302,7 +303,7 @@ class _SymbolShape:
         return _strip(ann) is Context
 
     def add_param(self, param: inspect.Parameter) -> None:
-        kind = self.spec.kind
+        ks = Kind(self.spec.kind).spec
         if param.kind is param.VAR_KEYWORD:
             self.col.add(f"has '**{param.name}', which eKuiper cannot fill",
                          "declare each property or argument as its own parameter")
@@ -310,25 +311,25 @@ class _SymbolShape:
         if self._is_context(param):
             self.context_param = param.name
             return
-        if kind == "source" and param.name == "datasource":
+        if Role.DATASOURCE in ks.roles and param.name == "datasource":
             self.datasource_param = param.name
             self.datasource = self._field(param)
             return
-        if kind == "sink" and not self.gen and self.data_param is None:
+        if Role.DATA in ks.roles and not self.gen and self.data_param is None:
             if param.kind is param.KEYWORD_ONLY or param.kind is param.VAR_POSITIONAL:
                 return  # reported by check_kind as a missing data parameter
             self.data_param = param.name
             self.data_type = self._type(param, default_any=True)
             return
-        if param.kind is param.VAR_POSITIONAL and kind != "function":
+        if param.kind is param.VAR_POSITIONAL and not ks.arguments:
             self.col.add(f"has '*{param.name}', which only SQL functions support",
                          "declare each property as its own parameter")
             return
-        if kind == "function" and param.kind is param.KEYWORD_ONLY:
+        if ks.arguments and param.kind is param.KEYWORD_ONLY:
             self.col.add(f"has keyword-only parameter '{param.name}', which SQL cannot pass",
                          "make it a positional parameter")
             return
-        if kind != "function" and param.kind is param.POSITIONAL_ONLY:
+        if not ks.arguments and param.kind is param.POSITIONAL_ONLY:
             self.col.add(f"has positional-only parameter '{param.name}', but properties are passed by name",
                          "remove the '/' from the signature")
             return
@@ -399,26 +400,26 @@ class _SymbolShape:
         self.col.add(f"property '{pname}' has a name eKuiper reserves ({hit.go}): {hit.effect}", fix)
 
     def check_kind(self, sig: inspect.Signature, is_gen: bool, is_agen: bool) -> None:
-        kind = self.spec.kind
+        kind = Kind(self.spec.kind)
         ret = self.hints.get("return", inspect.Parameter.empty)
-        if kind == "source":
+        if kind.spec.generator:
             if not (is_gen or is_agen or typing.get_origin(_strip(ret)) in _ITERABLE_ORIGINS):
                 self.col.add("must be a generator function",
                              "use 'yield' to emit rows (or annotate the return as Iterator[dict])")
-        elif kind == "sink":
+        elif kind.spec.generator is None:
             if is_gen or is_agen:
                 self.data_type = self._send_type(ret)
             elif self.data_param is None:
                 self.col.add("has no data parameter",
                              "add a first parameter that receives the data, e.g. 'def "
                              f"{self.col.name}(data: dict, ...)', or make it a generator that reads 'data = yield'")
-        elif kind == "function":
+        else:
             if is_gen or is_agen:
                 self.col.add("is a generator, but a SQL function returns one value per call",
                              "use 'return' instead of 'yield'")
             self.returns = self._return_type(ret)
-        if self.spec.aggregate and kind != "function":
-            self.col.add("uses aggregate=True, which only functions support", "remove aggregate=True")
+        for problem in check_options(kind, dict(self.spec.rejected)):
+            self.col.add(problem.message, problem.fix)
 
     def _send_type(self, ret: Any) -> TypeInfo:
         args = typing.get_args(_strip(ret)) if ret is not inspect.Parameter.empty else ()

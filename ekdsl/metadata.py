@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
+from .kinds import KINDS, Kind
 from .model import MISSING, FieldModel, PluginModel, SymbolModel, Text, TypeInfo
 from .types import control_of, ekuiper_type, plain, values_of
 
@@ -55,9 +56,7 @@ def plugin_json(model: PluginModel, executable: str = EXECUTABLE) -> Dict[str, A
         data.update(virtualEnvType="conda", env=model.conda_env)
     return {
         **data,
-        "sources": [s.name for s in model.sources],
-        "sinks": [s.name for s in model.sinks],
-        "functions": [s.name for s in model.functions],
+        **{kind.folder: [s.name for s in model.of_kind(kind)] for kind in KINDS},
     }
 
 
@@ -71,8 +70,8 @@ def _about(model: PluginModel, sym: SymbolModel) -> Dict[str, Any]:
     return about
 
 
-def _node(sym: SymbolModel, category: str) -> Dict[str, Any]:
-    return {"category": category, "icon": "iconPath", "label": sym.label.to_json()}
+def _node(sym: SymbolModel, category: Kind) -> Dict[str, Any]:
+    return {"category": str(category), "icon": "iconPath", "label": sym.label.to_json()}
 
 
 def _default(f: FieldModel, override: Any = MISSING, role: str = "property") -> Any:
@@ -125,7 +124,7 @@ def source_json(model: PluginModel, sym: SymbolModel) -> Dict[str, Any]:
             "label": Text("Data Source", "数据源").to_json(),
         }
     out["properties"] = props
-    out["node"] = _node(sym, "source")
+    out["node"] = _node(sym, Kind.SOURCE)
     return out
 
 
@@ -145,7 +144,7 @@ def sink_json(model: PluginModel, sym: SymbolModel) -> Dict[str, Any]:
         "about": _about(model, sym),
         "libs": [],
         "properties": [field_json(p) for p in sym.params],
-        "node": _node(sym, "sink"),
+        "node": _node(sym, Kind.SINK),
     }
 
 
@@ -165,7 +164,7 @@ def function_json(model: PluginModel, sym: SymbolModel) -> Dict[str, Any]:
             "hint": sym.description.to_json(),
             "args": [field_json(p, role="argument") for p in sym.params],
             "return": _return(sym.returns, sym.returns_hint),
-            "node": _node(sym, "function"),
+            "node": _node(sym, Kind.FUNCTION),
         }],
     }
 

@@ -12,6 +12,8 @@ import enum
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple
 
+from .kinds import Kind
+
 __all__ = [
     "MISSING",
     "FieldModel",
@@ -110,7 +112,7 @@ class FieldModel(NamedTuple):
 class SymbolModel(NamedTuple):
     """One source, sink or function of a plugin."""
 
-    kind: str  # "source" | "sink" | "function"
+    kind: Kind
     name: str
     func: Callable[..., Any]
     description: Text
@@ -157,22 +159,22 @@ class PluginModel(NamedTuple):
     requirements: Tuple[str, ...] = ()  # as declared; export adds those of requirements.txt beside the module
     conda_env: str = ""  # run in this conda environment (eKuiper's virtualEnvType "conda")
 
-    def of_kind(self, kind: str) -> tuple[SymbolModel, ...]:
+    def of_kind(self, kind: Kind) -> tuple[SymbolModel, ...]:
         return tuple(s for s in self.symbols if s.kind == kind)
 
     @property
     def sources(self) -> tuple[SymbolModel, ...]:
-        return self.of_kind("source")
+        return self.of_kind(Kind.SOURCE)
 
     @property
     def sinks(self) -> tuple[SymbolModel, ...]:
-        return self.of_kind("sink")
+        return self.of_kind(Kind.SINK)
 
     @property
     def functions(self) -> tuple[SymbolModel, ...]:
-        return self.of_kind("function")
+        return self.of_kind(Kind.FUNCTION)
 
-    def get(self, kind: str, name: str) -> Optional[SymbolModel]:
+    def get(self, kind: Kind, name: str) -> Optional[SymbolModel]:
         for sym in self.symbols:
             if sym.kind == kind and sym.name == name:
                 return sym

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tup
 from .codec import dumps as _dumps
 from .codec import loads as _decode
 from .errors import ProtocolError, TransportError
+from .kinds import WIRE_NAMES
 
 __all__ = [
     "ACK_OK",
@@ -55,7 +56,7 @@ HANDSHAKE = b"handshake"
 REPLY_OK = b"ok"
 ACK_OK = b"{}"
 CMD_START, CMD_STOP = "start", "stop"
-PLUGIN_TYPES = ("source", "sink", "func")
+PLUGIN_TYPES = WIRE_NAMES
 SOCKET_DIR_ENV = "EKDSL_SOCKET_DIR"
 MAX_IPC_PATH = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ..kinds import Kind
 from ..protocol import Control, Meta, aggregate_args, func_context, require_ack
 from ..transport import Timeout
 from .channels import CommandError, ControlChannel, FunctionChannel, HostError, SinkChannel, SourceChannel
@@ -166,7 +167,7 @@ class Host:
                      instance: int = 0) -> SourceHandle:
         meta = Meta(rule, op, instance)
         channel = SourceChannel(meta, self.socket_dir)
-        control = Control(symbol, "source", meta, config=dict(config))
+        control = Control(symbol, Kind.SOURCE.wire, meta, config=dict(config))
         try:
             self._cmd("start", control)
         except Exception:
@@ -185,7 +186,7 @@ class Host:
         check_require_ack(config)
         meta = Meta(rule, op, instance)
         channel = SinkChannel(meta, self.socket_dir)
-        control = Control(symbol, "sink", meta, config=dict(config))
+        control = Control(symbol, Kind.SINK.wire, meta, config=dict(config))
         try:
             self._cmd("start", control)
             channel.connect(impl=data_impl)
@@ -238,7 +239,7 @@ class Host:
         """Listen on the function socket and send the function start (no rule context)."""
         channel = FunctionChannel(symbol, self.socket_dir)
         try:
-            self._cmd("start", Control(symbol, "func", Meta()))
+            self._cmd("start", Control(symbol, Kind.FUNCTION.wire, Meta()))
         except Exception:
             channel.close()
             raise

@@ -12,6 +12,7 @@ import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import ProtocolError
+from ..kinds import Kind
 from ..model import PluginModel, SymbolModel
 from ..plugin import Plugin, load_target
 from ..protocol import (
@@ -139,7 +140,7 @@ class InProcess:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _symbol(self, kind: str, name: str) -> SymbolModel:
+    def _symbol(self, kind: Kind, name: str) -> SymbolModel:
         sym = self.model.get(kind, name)
         if sym is None:
             raise ProtocolError(f"symbol not found: {kind} '{name}' is not in plugin '{self.model.name}'")
@@ -153,9 +154,9 @@ class InProcess:
     def source(self, name: str, config: Optional[Mapping[str, Any]] = None, datasource: str = "",
                rule: str = "rule1", op: str = "stream1", buffer: int = 1000) -> _Source:
         """Start a source with eKuiper's always-set keys plus ``config``; rows are buffered up to ``buffer``."""
-        sym = self._symbol("source", name)
+        sym = self._symbol(Kind.SOURCE, name)
         conf = source_config({}, "", datasource, extra=dict(config or {}))
-        control = Control(name, "source", Meta(rule, op), config=conf)
+        control = Control(name, Kind.SOURCE.wire, Meta(rule, op), config=conf)
         kwargs, ctx = self._bind(sym, control)
         sock = MemorySocket(f"memory://{rule}_{op}", maxsize=buffer)
         runner = SourceRunner(sym, kwargs, ctx, sock, ctx.logger)
@@ -165,9 +166,9 @@ class InProcess:
 
     def sink(self, name: str, config: Optional[Mapping[str, Any]] = None, rule: str = "rule1",
              op: str = "sink_0") -> _Sink:
-        sym = self._symbol("sink", name)
+        sym = self._symbol(Kind.SINK, name)
         check_require_ack(config or {})
-        control = Control(name, "sink", Meta(rule, op), config=dict(config or {}))
+        control = Control(name, Kind.SINK.wire, Meta(rule, op), config=dict(config or {}))
         kwargs, ctx = self._bind(sym, control)
         data = MemorySocket(f"memory://{rule}_{op}")
         ack = MemorySocket(f"memory://{rule}_{op}_ack")
@@ -177,8 +178,8 @@ class InProcess:
         return _Sink(runner, data, ack.queue)
 
     def function(self, name: str) -> _Function:
-        sym = self._symbol("function", name)
-        return _Function(FunctionHandler(self.model.name, sym, instance_logger(sym.name, "function")))
+        sym = self._symbol(Kind.FUNCTION, name)
+        return _Function(FunctionHandler(self.model.name, sym, instance_logger(sym.name, sym.kind)))
 
     def close(self) -> None:
         for runner in self._running:

@@ -7,6 +7,7 @@ from typing import Any, Dict, Mapping, Tuple
 
 from ..context import Context
 from ..errors import ConfigError
+from ..kinds import Kind
 from ..model import MISSING, SymbolModel
 from ..protocol import Control
 from ..types import coerce
@@ -16,12 +17,12 @@ __all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
 # Keys eKuiper adds to every source config (internal/topo/node/conf/source.go, planner_source.go) and the
 # common sink properties (internal/topo/node/props.go, planner_sink.go): tolerated, never passed on.
 EKUIPER_KEYS = {
-    "source": frozenset({
+    Kind.SOURCE: frozenset({
         "format", "key", "datasource", "schemaId", "delimiter", "retainSize", "strictValidation",
         "timestamp", "timestampFormat", "colAliasMapping", "payloadFormat", "connectionSelector",
         "decompression", "bufferLength",
     }),
-    "sink": frozenset({
+    Kind.SINK: frozenset({
         "requireAck", "sendSingle", "format", "fields", "excludeFields", "dataField", "dataTemplate",
         "batchSize", "lingerInterval", "bufferLength", "concurrency", "omitIfEmpty", "compression",
         "encryption", "enableCache", "memoryCacheThreshold", "maxDiskCache", "bufferPageSize",
@@ -46,8 +47,7 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         key = p.name if p.name in config else lower.get(p.name.lower())
         if key is None:
             if p.required:
-                where = f"sources/{sym.name}.yaml (default section or a confKey)" if sym.kind == "source" \
-                    else "the rule action's properties"
+                where = Kind(sym.kind).spec.config_from.format(name=sym.name)
                 raise ConfigError(sym.name, p.name, p.type.describe(), None,
                                   f"the property is required: set it in {where}")
             continue

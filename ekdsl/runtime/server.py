@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from ..errors import EkdslError, ProtocolError, TransportError
+from ..kinds import Kind, kind_of_wire
 from ..model import PluginModel, SymbolModel
 from ..protocol import (
     REPLY_OK,
@@ -48,7 +49,6 @@ RESTART_WINDOW = 10.0  # a late stop of a rule's previous run is recognised for 
 DIAL_ATTEMPTS = 3
 DIAL_INTERVAL = 0.1
 LOAD_WAIT = 60.0  # a start waits this long for the user's module to finish importing (eKuiper's initTimeout)
-_KINDS = {"source": "source", "sink": "sink", "func": "function"}
 Runner = Union[SourceRunner, SinkRunner]
 Clock = Callable[[], float]
 
@@ -141,7 +141,9 @@ class PluginServer:
             return error_reply(f"{type(exc).__name__}: {exc}")
 
     def _symbol(self, model: PluginModel, ctrl: Control) -> SymbolModel:
-        kind = _KINDS[ctrl.plugin_type]
+        kind = kind_of_wire(ctrl.plugin_type)
+        if kind is None:  # decode_command accepts only the wire names: a caller of start_instance's bug
+            raise ProtocolError(f"invalid plugin type {ctrl.plugin_type!r}")
         sym = model.get(kind, ctrl.symbol_name)
         if sym is None:
             have = ", ".join(s.name for s in model.of_kind(kind)) or "none"
@@ -181,7 +183,7 @@ class PluginServer:
 
     def start_instance(self, ctrl: Control) -> None:
         sym = self._symbol(self._loaded_model(), ctrl)
-        if sym.kind == "function":
+        if sym.kind == Kind.FUNCTION:
             self.start_functions()
             return
         log = instance_logger(sym.name, sym.kind, ctrl.meta)
@@ -196,7 +198,7 @@ class PluginServer:
             old.runner.stop(wait=STOP_GRACE)
         ctx = make_context(self.name, sym, ctrl, config, log)
         runner: Runner
-        if sym.kind == "source":
+        if sym.kind == Kind.SOURCE:
             sock = open_socket("push", data_url(ctrl.meta, self.socket_dir), attempts=DIAL_ATTEMPTS,
                                interval=DIAL_INTERVAL)
             runner = SourceRunner(sym, kwargs, ctx, sock, log)
@@ -222,7 +224,7 @@ class PluginServer:
             for sym in model.functions:
                 if sym.name in self.functions:
                     continue
-                log = instance_logger(sym.name, "function")
+                log = instance_logger(sym.name, sym.kind)
                 sock = open_socket("req", func_url(sym.name, self.socket_dir), block=False)
                 service = FunctionService(FunctionHandler(self.name, sym, log), sock, log)
                 self.functions[sym.name] = service
