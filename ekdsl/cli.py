@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional, Sequence
 
 from .errors import EkdslError, UsageError
 from .kinds import Kind
@@ -115,13 +115,7 @@ def _deploy(args: argparse.Namespace) -> int:
     return run_deploy(args)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    p = sub.add_parser("export", help="write the plugin's files (and zip) from its code")
+def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="module, module:attr, or path to a .py file")
     p.add_argument("-o", "--output", default="dist", help="output folder (default: dist)")
     p.add_argument("--zip", action="store_true", help="also write <output>/<name>.zip")
@@ -145,36 +139,70 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--find-links", action="append", default=[], metavar="DIR",
                    help="with --vendor: also look for wheels in DIR (repeatable)")
     p.add_argument("--no-index", action="store_true", help="with --vendor: use --find-links folders only")
-    p.set_defaults(handler=_export)
 
-    p = sub.add_parser("check", help="run eKuiper's install checks and metadata lint on a package")
+
+def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("package", help="a plugin .zip or an exported folder")
     p.add_argument("--name", help="install name (default: the zip's or folder's base name)")
-    p.set_defaults(handler=_check)
 
-    p = sub.add_parser("run", help="serve the plugin to eKuiper (what the generated main script does)")
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="module, module:attr, or path to a .py file")
     p.add_argument("argv", nargs="*", help='the argument eKuiper passes, e.g. \'{"sendTimeout":1000}\'')
-    p.set_defaults(handler=_run)
 
+
+def _dev_arguments(p: argparse.ArgumentParser) -> None:
     from .host.dev import add_arguments
 
-    p = sub.add_parser("dev", help="run a plugin against the eKuiper emulator: a tour, or one symbol")
     add_arguments(p)
-    p.set_defaults(handler=_dev)
 
-    from .deploy.cli import add_arguments as add_deploy_arguments
 
-    p = sub.add_parser("deploy", help="install, update, describe, status, list or delete a plugin on an eKuiper "
-                                      "server through its REST API")
-    add_deploy_arguments(p)
-    p.set_defaults(handler=_deploy)
+def _deploy_arguments(p: argparse.ArgumentParser) -> None:
+    from .deploy.cli import add_arguments
+
+    add_arguments(p)
+
+
+class _Command(NamedTuple):
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]  # may import the command's modules: called lazily
+    handler: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: Dict[str, _Command] = {
+    "export": _Command("write the plugin's files (and zip) from its code", _export_arguments, _export),
+    "check": _Command("run eKuiper's install checks and metadata lint on a package", _check_arguments, _check),
+    "run": _Command("serve the plugin to eKuiper (what the generated main script does)", _run_arguments, _run),
+    "dev": _Command("run a plugin against the eKuiper emulator: a tour, or one symbol", _dev_arguments, _dev),
+    "deploy": _Command("install, update, describe, status, list or delete a plugin on an eKuiper server through "
+                       "its REST API", _deploy_arguments, _deploy),
+}
+
+
+def _chosen(argv: Sequence[str]) -> Optional[str]:
+    """The sub-command ``argv`` names (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s arguments are built (``None``: every command's), so ``--help`` and the
+    other commands import nothing of the ones that do not run."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help)
+        if command is None or name == command:
+            cmd.arguments(p)
+        p.set_defaults(handler=cmd.handler)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit code."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(_chosen(argv) or "").parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -55,3 +55,29 @@ def test_usage_error_exit_2():
     proc = run("export")
     assert proc.returncode == 2
     assert "usage:" in proc.stderr
+
+
+LAZY = ("ekdsl.runtime", "ekdsl.host", "ekdsl.package", "ekdsl.deploy", "ekdsl.checks", "ekdsl.metadata",
+        "ekdsl.transport", "ekdsl.protocol")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["export", "--help"], ["check", "--help"]])
+def test_help_imports_no_command_module(args):
+    """Building the parser for ``--help`` imports none of the runtime, host, packaging or deploy modules."""
+    code = ("import sys, runpy; sys.argv = ['ekdsl', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('ekdsl', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            f"print(' '.join(sorted(m for m in sys.modules if m.startswith({LAZY!r}))), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "usage: python -m ekdsl" in proc.stdout
+    assert proc.stderr.strip() == ""
+
+
+def test_a_command_builds_its_own_arguments_only():
+    code = ("import sys; from ekdsl.cli import _parser; _parser('export').parse_args(['export', 'x']); "
+            f"print(' '.join(sorted(m for m in sys.modules if m.startswith({LAZY!r}))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+    proc = run("dev", "--help")
+    assert proc.returncode == 0 and "target" in proc.stdout and "MODE" in proc.stdout
