@@ -13,6 +13,8 @@ from .errors import EkdslError
 
 __all__ = ["main"]
 
+_DEV_MODES = ("source", "sink", "function", "serve")  # the modes of 'dev' (ekdsl.host.dev)
+
 
 def _export(args: argparse.Namespace) -> int:
     from .package import diff_export, export
@@ -25,9 +27,10 @@ def _export(args: argparse.Namespace) -> int:
         report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels)
         if report:
             print("\n".join(report))
+            flags = "".join(f" {flag}" for flag, on in (("--zip", args.zip), ("--no-vendor", args.no_vendor)) if on)
+            flags += "".join(f" --wheel {w}" for w in args.wheel)
             print(f"ekdsl: export of '{model.name}' in {args.output} is out of date: "
-                  f"run 'python -m ekdsl export {args.target} -o {args.output}'"
-                  f"{' --zip' if args.zip else ''}", file=sys.stderr)
+                  f"run 'python -m ekdsl export {args.target} -o {args.output}{flags}'", file=sys.stderr)
             return 1
         print(f"{model.name}: export in {args.output} is up to date")
         return 0
@@ -71,6 +74,9 @@ def _dev(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"ekdsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -106,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) > 2 and argv[0] == "dev" and argv[1] in _DEV_MODES and {"-h", "--help"} & set(argv[2:]):
+        argv.insert(1, "TARGET")  # 'dev source --help': the mode's help, not dev's
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

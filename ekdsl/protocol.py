@@ -44,7 +44,9 @@ __all__ = [
     "func_url",
     "go_json",
     "parse_func_meta",
+    "sink_payload",
     "socket_dir",
+    "wants_ack",
 ]
 
 HANDSHAKE = b"handshake"
@@ -105,6 +107,18 @@ def go_json(value: Any) -> bytes:
         if raw in text:
             text = text.replace(raw, esc)
     return text.encode("utf-8")
+
+
+def sink_payload(value: Any) -> bytes:
+    """A sink message as eKuiper sends it: bytes unchanged, any other value as Go's JSON."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return go_json(value)
+
+
+def wants_ack(config: Mapping[str, Any]) -> bool:
+    """Whether a sink config sets ``requireAck``: eKuiper matches the key case-insensitively."""
+    return any(str(k).lower() == "requireack" and v is True for k, v in config.items())
 
 
 class _Struct(dict):  # type: ignore[type-arg]

@@ -124,17 +124,19 @@ class _Mismatch(Exception):
         super().__init__(path)
 
 
-def coerce(value: Any, t: TypeInfo, *, symbol: str = "", name: str = "", b64: bool = False) -> Any:
+def coerce(value: Any, t: TypeInfo, *, symbol: str = "", name: str = "", b64: bool = False,
+           role: str = "property") -> Any:
     """Validate ``value`` against ``t`` and convert it (e.g. ``"10"`` → ``10`` for an int).
 
     Raises :class:`ConfigError` naming ``symbol``, the property path and the
-    expected type. ``b64`` decodes strings given for ``bytes`` as base64 (the
-    encoding Go uses for ``[]byte`` on the function wire).
+    expected type; ``role`` (``"property"`` or ``"argument"``) names what it is.
+    ``b64`` decodes strings given for ``bytes`` as base64 (the encoding Go uses
+    for ``[]byte`` on the function wire).
     """
     try:
         return _coerce(value, t, name, b64)
     except _Mismatch as m:
-        raise ConfigError(symbol, m.path, m.t.describe(), m.got, m.detail) from None
+        raise ConfigError(symbol, m.path, m.t.describe(), m.got, m.detail, role) from None
 
 
 def _coerce(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:

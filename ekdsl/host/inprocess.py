@@ -6,9 +6,9 @@ function replies go through exactly the code that serves eKuiper.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
+import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import ProtocolError
@@ -22,8 +22,10 @@ from ..protocol import (
     decode_source_message,
     encode_func_request,
     func_context,
+    sink_payload,
+    wants_ack,
 )
-from ..runtime.binding import bind_config, make_context
+from ..runtime.binding import bind_config, make_context, warn_without_ack
 from ..runtime.function import FunctionHandler
 from ..runtime.logs import instance_logger
 from ..runtime.sink import SinkRunner
@@ -32,6 +34,8 @@ from ..transport import Closed, Socket, Timeout
 from .host import source_config
 
 __all__ = ["InProcess", "MemorySocket"]
+
+WAKE_SLICE = 0.02  # seconds between checks for close() while a receive waits
 
 
 class MemorySocket(Socket):
@@ -53,12 +57,18 @@ class MemorySocket(Socket):
             raise Timeout(f"send timed out on {self.url}", self.url) from None
 
     def recv(self) -> bytes:
-        if self.closed.is_set():
-            raise Closed(f"{self.url} is closed", self.url)
-        try:
-            return self.queue.get(timeout=self._recv_timeout)
-        except queue.Empty:
-            raise Timeout(f"receive timed out on {self.url}", self.url) from None
+        """The next message; :class:`Closed` as soon as :meth:`close` is called, even while waiting."""
+        limit = self._recv_timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        while not self.closed.is_set():
+            left = WAKE_SLICE if deadline is None else min(WAKE_SLICE, deadline - time.monotonic())
+            if left <= 0:
+                raise Timeout(f"receive timed out on {self.url}", self.url)
+            try:
+                return self.queue.get(timeout=left)
+            except queue.Empty:
+                continue
+        raise Closed(f"{self.url} is closed", self.url)
 
     def close(self) -> None:
         self.closed.set()
@@ -87,9 +97,9 @@ class _Sink:
         self.runner, self._data, self._acks = runner, data, acks
 
     def send(self, payload: Union[bytes, Any], timeout: float = 5.0) -> Optional[str]:
-        """Deliver one payload (bytes, or a value sent as JSON); with requireAck return its ack."""
-        raw = payload if isinstance(payload, (bytes, bytearray)) else json.dumps(payload).encode()
-        self._data.send(bytes(raw))
+        """Deliver one payload (bytes, or a value sent as eKuiper's JSON); with requireAck return its ack
+        (``None`` = ok, else the error text)."""
+        self._data.send(sink_payload(payload))
         if not self.runner.require_ack:
             return None
         try:
@@ -164,7 +174,8 @@ class InProcess:
         kwargs, ctx = self._bind(sym, control)
         data = MemorySocket(f"memory://{rule}_{op}")
         ack = MemorySocket(f"memory://{rule}_{op}_ack")
-        runner = SinkRunner(sym, kwargs, ctx, data, ack, control.config.get("requireAck") is True, ctx.logger)
+        runner = SinkRunner(sym, kwargs, ctx, data, ack, wants_ack(control.config), ctx.logger)
+        warn_without_ack(sym, control.config, ctx.logger)
         runner.start()
         self._running.append(runner)
         return _Sink(runner, data, ack.queue)

@@ -8,10 +8,10 @@ from typing import Any, Dict, Mapping, Tuple
 from ..context import Context
 from ..errors import ConfigError
 from ..model import MISSING, SymbolModel
-from ..protocol import Control
+from ..protocol import Control, wants_ack
 from ..types import coerce
 
-__all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
+__all__ = ["EKUIPER_KEYS", "bind_config", "make_context", "warn_without_ack"]
 
 # Keys eKuiper adds to every source config (internal/topo/node/conf/source.go, planner_source.go) and the
 # common sink properties (internal/topo/node/props.go, planner_sink.go): tolerated, never passed on.
@@ -71,3 +71,10 @@ def make_context(plugin: str, sym: SymbolModel, control: Control, config: Mappin
     meta = control.meta
     return Context(plugin=plugin, symbol=sym.name, rule_id=meta.rule_id, op_id=meta.op_id,
                    instance_id=meta.instance_id, config=dict(config), logger=logger)
+
+
+def warn_without_ack(sym: SymbolModel, config: Mapping[str, Any], log: logging.Logger) -> None:
+    """Log a warning when a sink declared with ``require_ack=True`` starts without ``requireAck``."""
+    if sym.require_ack and not wants_ack(config):
+        log.warning("this sink must not lose rows, but the rule does not set requireAck: "
+                    'add "requireAck": true to the rule action\'s properties')

@@ -87,6 +87,7 @@ class FunctionHandler:
         if err:
             return encode_func_reply(False, err)
         args = raw if self._plain else [self._arg(i, v) for i, v in enumerate(raw)]
+        args += [None] * self._missing_optional(len(args))
         kwargs: Dict[str, Any] = {}
         if self.sym.context_param:
             kwargs[self.sym.context_param] = self._context(ctx_text)
@@ -104,7 +105,12 @@ class FunctionHandler:
         p = self._param(i)
         if value is None and p.default is not MISSING:
             return p.default
-        return coerce(value, p.type, symbol=self.sym.name, name=p.name, b64=True)
+        return coerce(value, p.type, symbol=self.sym.name, name=p.name, b64=True, role="argument")
+
+    def _missing_optional(self, n: int) -> int:
+        """How many left-out trailing ``Optional`` arguments without a default must be passed as ``None``."""
+        fixed = [p for p in self.sym.params if not p.variadic][n:]
+        return max((i + 1 for i, p in enumerate(fixed) if p.default is MISSING), default=0)
 
     def _context(self, text: Any) -> Context:
         key = text if isinstance(text, str) else repr(text)

@@ -22,7 +22,7 @@ from ..protocol import (
 )
 from ..transport import open_socket
 from .answer import answer_loop
-from .binding import bind_config, make_context
+from .binding import bind_config, make_context, warn_without_ack
 from .function import FunctionHandler, FunctionService
 from .logs import instance_logger
 from .sink import SinkRunner
@@ -109,6 +109,7 @@ class PluginServer:
                 data.close()
                 raise
             runner = SinkRunner(sym, kwargs, ctx, data, ack, config.get("requireAck") is True, log)
+            warn_without_ack(sym, config, log)
         with self._lock:
             self.instances[ctrl.key] = runner
         runner.start()
