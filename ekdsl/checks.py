@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set
 
 from .errors import PackagingError
+from .reserved import builtin_symbol, reserved_property
 
 __all__ = ["Entry", "Finding", "Report", "check_package", "read_entries"]
 
@@ -232,6 +233,7 @@ def _load_json(entries: Dict[str, Entry], path: str, report: Report) -> Optional
 
 def _lint_metadata(entries: List[Entry], meta: Dict[str, Any], report: Report) -> None:
     by_name = {posixpath.normpath(e.name): e for e in entries if not e.is_dir}
+    _lint_builtins(meta, report)
     for src in meta["sources"]:
         _lint_source(by_name, src, report)
     for snk in meta["sinks"]:
@@ -240,9 +242,13 @@ def _lint_metadata(entries: List[Entry], meta: Dict[str, Any], report: Report) -
         if isinstance(data, dict):
             if "about" not in data:
                 report.error(f"not found about of {path}", lint=True)
-            if not isinstance(data.get("properties", []), list):
+            props = data.get("properties", [])
+            if not isinstance(props, list):
                 report.error(f"{path}: 'properties' must be a list for a sink (eKuiper fails to read the file)",
                              lint=True)
+            else:
+                _lint_defaults(path, props, report)
+                _lint_reserved("sink", path, [f.get("name") for f in props if isinstance(f, dict)], report)
     for fn in meta["functions"]:
         path = f"functions/{fn}.json"
         data = _load_json(by_name, path, report) if path in by_name else None
@@ -274,13 +280,60 @@ def _lint_source(by_name: Dict[str, Entry], src: str, report: Report) -> None:
         report.error(f"{jpath}: 'properties' must be a map like {{\"default\": [...]}}; eKuiper fails with "
                      f"'{why}' and silently ignores {ypath}", lint=True)
         return
+    for key, fields in props.items():
+        if isinstance(fields, list):
+            _lint_defaults(f"{jpath} properties.{key}", fields, report)
     names = set(_names(props))
+    _lint_reserved("source", jpath, sorted(names), report)
     for section, values in (yaml_data or {}).items():
+        _lint_reserved("source", f"{ypath} section '{section}'",
+                       [k for k in (values or {}) if isinstance(k, str) and k not in names], report)
         for key in (values or {}):
             if isinstance(key, str) and key != key.lower() and key not in names:
                 report.warn(f"{ypath}: key '{section}.{key}' is not named in {jpath} properties.default, so "
                             f"eKuiper lower-cases it to '{key.lower()}' (ekdsl plugins match keys "
                             "case-insensitively; other runtimes do not)")
+
+
+def _lint_builtins(meta: Dict[str, Any], report: Report) -> None:
+    """Symbols named like eKuiper's built-ins, which eKuiper looks up first."""
+    for kind in ("source", "sink", "function"):
+        for name in meta[f"{kind}s"]:
+            if not isinstance(name, str):
+                continue
+            where = builtin_symbol(kind, name)
+            if where is not None:
+                report.error(f"{kind} '{name}' has the name of eKuiper's built-in {kind} ({where}): eKuiper "
+                             f"looks built-ins up first, so the plugin's {kind} is never reached; rename it",
+                             lint=True)
+            elif builtin_symbol(kind, name, optional=True) is not None:
+                report.warn(f"{kind} '{name}' has the name of a built-in {kind} of eKuiper's full or edgex "
+                            "builds: there the plugin's one is never reached")
+
+
+def _lint_reserved(kind: str, path: str, names: List[Any], report: Report) -> None:
+    """Property names eKuiper takes over (``ekdsl.reserved``)."""
+    for name in names:
+        hit = reserved_property(kind, name) if isinstance(name, str) else None
+        if hit is not None:
+            report.warn(f"{path}: property '{name}' has a name eKuiper reserves ({hit.go}): {hit.effect}; "
+                        "rename the property")
+
+
+def _lint_defaults(path: str, fields: List[Any], report: Report) -> None:
+    """``newField`` reads an array ``default`` as nested fields: an array of scalars fails to load."""
+    for f in fields:
+        if not isinstance(f, dict):
+            continue
+        default = f.get("default")
+        if isinstance(default, list):
+            if all(isinstance(item, dict) for item in default):
+                _lint_defaults(path, default, report)
+            else:
+                report.error(f"{path}: property '{f.get('name')}' has the array default {json.dumps(default)}, "
+                             "which eKuiper reads as nested fields and fails on; at boot that stops the loading "
+                             "of the rest of its metadata folder (internal/meta/sinkMeta.go newField): write [] "
+                             "and put the real default in the source yaml", lint=True)
 
 
 def _names(element: Any) -> List[str]:

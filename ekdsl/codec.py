@@ -24,13 +24,15 @@ import enum
 import json
 import math
 import os
+import pathlib
 import sys
+import uuid
 from typing import Any, Callable, Mapping, Optional, Tuple
 
 from .errors import UsageError
 
-__all__ = ["JSON_ENV", "SETTING_ERROR", "dumps", "json_backend", "json_safe", "loads", "select_json", "stdlib_dumps",
-           "stdlib_loads"]
+__all__ = ["JSON_ENV", "SETTING_ERROR", "dumps", "find_unencodable", "json_backend", "json_safe", "loads",
+           "select_json", "stdlib_dumps", "stdlib_loads"]
 
 JSON_ENV = "EKDSL_JSON"
 _CHOICES = ("auto", "orjson", "stdlib")
@@ -43,8 +45,9 @@ def json_safe(value: Any) -> Any:
     """Convert a Python value into something ``json.dumps`` accepts, as Go would decode it.
 
     datetime/date → RFC 3339 text, Decimal → number, bytes → base64 (Go ``[]byte``),
-    tuples and sets → lists, dataclasses → objects, enums → values, numpy
-    scalars/arrays → numbers/lists, NaN and ±Infinity → null (JSON has none).
+    UUID and paths → text, timedelta → seconds (a float), tuples and sets → lists,
+    dataclasses → objects, enums → values, numpy scalars/arrays → numbers/lists,
+    NaN and ±Infinity → null (JSON has none). Raises ``TypeError`` for other types.
     """
     if value is None or isinstance(value, (str, bool, int)):
         return value
@@ -70,12 +73,89 @@ def _json_other(value: Any) -> Any:
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, enum.Enum):
         return json_safe(value.value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, pathlib.PurePath):
+        return str(value)
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
     tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
     if callable(tolist) and type(value).__module__.startswith("numpy"):
         return json_safe(tolist())
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_MAX_DEPTH = 400  # deeper than this, the search below gives up (the C encoder itself stops near 1,000)
+
+
+def find_unencodable(value: Any, root: str = "row") -> Optional[Tuple[str, str]]:
+    """Why ``value`` cannot be written as JSON: ``(path, what)`` such as ``('row["a"][2]', "a uuid.UUID")``
+    for the first value found that :func:`json_safe` refuses, a string with a lone surrogate, an int too long
+    to write, a reference cycle or too deep a nesting; ``None`` when nothing is found. Never raises."""
+    try:
+        return _find(value, root, 0, set())
+    except RecursionError:
+        return root, f"a value nested deeper than {_MAX_DEPTH} levels"
+    except BaseException as exc:  # user code (a __str__, a property) raised: say so rather than fail
+        return root, f"a value whose conversion raised {type(exc).__name__}"
+
+
+def _find(value: Any, path: str, depth: int, active: set[int]) -> Optional[Tuple[str, str]]:
+    if value is None or isinstance(value, (bool, float)):
+        return None
+    if isinstance(value, int):
+        try:
+            int.__repr__(value)
+        except ValueError:  # Python's limit on int → text conversion (4,300 digits by default)
+            return path, f"an int of about {int(value.bit_length() * 0.30103)} digits, too long to write"
+        return None
+    if isinstance(value, str):
+        return _text_problem(value, path, "a str")
+    if depth >= _MAX_DEPTH:
+        return path, f"a value nested deeper than {_MAX_DEPTH} levels"
+    if id(value) in active:
+        return path, f"a {type(value).__name__} that contains itself (a reference cycle)"
+    active.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                key = str(k)
+                sub = f"{path}[{json.dumps(key)}]"
+                found = _text_problem(key, sub, "a key") or _find(v, sub, depth + 1, active)
+                if found:
+                    return found
+            return None
+        if isinstance(value, (list, tuple, set, frozenset)):
+            for i, v in enumerate(value):
+                found = _find(v, f"{path}[{i}]", depth + 1, active)
+                if found:
+                    return found
+            return None
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                found = _find(getattr(value, f.name), f"{path}[{json.dumps(f.name)}]", depth + 1, active)
+                if found:
+                    return found
+            return None
+        try:
+            converted = _json_other(value)
+        except TypeError:
+            cls = type(value)
+            name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+            return path, f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+        return _find(converted, path, depth + 1, active)
+    finally:
+        active.discard(id(value))
+
+
+def _text_problem(text: str, path: str, what: str) -> Optional[Tuple[str, str]]:
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return path, f"{what} with a lone surrogate (\\u{ord(text[exc.start]):04x} at index {exc.start})"
 
 
 def _unserializable(value: Any) -> Any:

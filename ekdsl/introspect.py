@@ -19,6 +19,7 @@ import typing
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
+from . import reserved as _reserved
 from . import types as _types
 from .context import Context
 from .decorators import Param, SymbolSpec
@@ -41,6 +42,8 @@ _DICT_ORIGINS = {dict, cabc.Mapping, cabc.MutableMapping}
 _SUPPORTED = ("str, int, float, bool, bytes, datetime, Any, list[...], dict, Literal[...], "
               "an Enum, a TypedDict or a dataclass")
 _CONTEXT_NAMES = ("ctx", "context")
+_RENAME = {"interval": "period", "format": "encoding", "key": "keyName", "timestamp": "timestampField",
+           "delimiter": "separator", "fields": "columns", "concurrency": "workers", "compression": "codec"}
 
 
 class Unsupported(Exception):
@@ -248,6 +251,12 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
     if not NAME_RE.match(name):
         col.add("has a name eKuiper rejects (allowed: letters, digits, '_' and '-')",
                 f"pass a valid name, e.g. @{spec.kind}(name={re.sub(r'[^a-zA-Z0-9_-]', '_', name)!r})")
+    builtin = _reserved.builtin_symbol(spec.kind, name)
+    if builtin is not None:
+        shown = name.lower() if spec.kind == "function" else name
+        col.add(f"has the name of eKuiper's built-in {spec.kind} '{shown}' ({builtin}); eKuiper looks built-ins "
+                f"up first, so this {spec.kind} is never reached",
+                f"pass another name, e.g. @{spec.kind}(name='my_{shown}')")
     if inspect.isclass(func):
         col.add(f"is a class ({func.__name__}); ekdsl symbols are functions, not SDK-style classes",
                 "rewrite it as a decorated function: see docs/migration.md (official Python SDK to ekdsl)")
@@ -389,6 +398,8 @@ class _SymbolShape:
         if not NAME_RE.match(pname):
             self.col.add(f"parameter name '{pname}' is not a valid eKuiper property name",
                          "use letters, digits, '_' and '-' only")
+        if param.name != self.datasource_param:  # the DATASOURCE parameter is meant to get the stream's value
+            self._check_reserved(pname, param.name)
         hint = self.spec_hints.get(param.name) or (Text.of(marker.hint) if marker and marker.hint else None)
         return FieldModel(
             name=pname, key=param.name if pname != param.name else "", type=t, default=default,
@@ -396,6 +407,21 @@ class _SymbolShape:
             label=Text.of(marker.label) if marker and marker.label else Text(pname, pname),
             variadic=variadic,
         )
+
+    def _check_reserved(self, pname: str, pyname: str) -> None:
+        hit = _reserved.reserved_property(self.spec.kind, pname)
+        if hit is None:
+            return
+        other = _RENAME.get(hit.name, f"{pyname}_value")
+        ann = self.hints.get(pyname)
+        shown = _name(_strip(ann)) if ann is not None else "T"
+        fix = (f"rename the key eKuiper sees with Annotated[{shown}, Param(name={other!r})], "
+               "or give the parameter another name")
+        if hit.name == "requireAck":
+            fix = "remove it: the runtime acks every message whenever the rule action sets requireAck"
+        elif hit.name == "datasource":
+            fix = "name the parameter 'datasource' (without Param(name=...)) to receive the stream's DATASOURCE"
+        self.col.add(f"property '{pname}' has a name eKuiper reserves ({hit.go}): {hit.effect}", fix)
 
     def check_kind(self, sig: inspect.Signature, is_gen: bool, is_agen: bool) -> None:
         kind = self.spec.kind

@@ -70,7 +70,7 @@ def _node(sym: SymbolModel, category: str) -> Dict[str, Any]:
     return {"category": category, "icon": "iconPath", "label": sym.label.to_json()}
 
 
-def _default(f: FieldModel, override: Any = MISSING) -> Any:
+def _default(f: FieldModel, override: Any = MISSING, role: str = "property") -> Any:
     t = f.type
     if t.kind == "object" or (t.kind == "list" and t.item is not None and t.item.kind == "object"):
         obj = t if t.kind == "object" else t.item
@@ -81,14 +81,20 @@ def _default(f: FieldModel, override: Any = MISSING) -> Any:
         if t.kind in ("literal", "enum"):
             return plain(t.choices[0])
         return _ZERO[t.kind]
-    return plain(value)
+    out = plain(value)
+    if isinstance(out, list) and role == "property":
+        # eKuiper reads an array default as nested fields (internal/meta/sinkMeta.go newField): an array of
+        # scalars fails to load, and stops its metadata directory at boot. Its own files write [] and keep
+        # the real default in the source yaml (a sink's stays in the signature).
+        return []
+    return out
 
 
 def field_json(f: FieldModel, override: Any = MISSING, role: str = "property") -> Dict[str, Any]:
     """One field object (a property, or a function argument with ``role="argument"``)."""
     out: Dict[str, Any] = {"name": f.name}
     if role == "property" or f.default is not MISSING:
-        out["default"] = _default(f, override)
+        out["default"] = _default(f, override, role)
     out["optional"] = not f.required
     out["control"] = control_of(f.type, role)
     out["type"] = ekuiper_type(f.type)

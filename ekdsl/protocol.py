@@ -7,10 +7,11 @@ portable/runtime/{shared,connection,source,sink,function}.go``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from types import MappingProxyType
-from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .codec import dumps as _dumps
 from .codec import loads as _decode
@@ -28,6 +29,7 @@ __all__ = [
     "Meta",
     "ack_error",
     "ack_url",
+    "aggregate_args",
     "control_url",
     "data_url",
     "decode_ack",
@@ -35,6 +37,7 @@ __all__ = [
     "decode_func_reply",
     "decode_func_request",
     "decode_source_message",
+    "encodable",
     "encode_command",
     "encode_func_reply",
     "encode_func_request",
@@ -44,9 +47,9 @@ __all__ = [
     "func_url",
     "go_json",
     "parse_func_meta",
+    "require_ack",
     "sink_payload",
     "socket_dir",
-    "wants_ack",
 ]
 
 HANDSHAKE = b"handshake"
@@ -91,6 +94,18 @@ def ack_url(meta: Meta, directory: Optional[str] = None) -> str:
     return _url(f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack.ipc", directory)
 
 
+# ---------------------------------------------------------------- text
+
+
+def encodable(text: str) -> str:
+    """``text`` with what UTF-8 cannot hold (lone surrogates) written as ``\\udxxx`` escapes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 # ---------------------------------------------------------------- Go-compatible JSON
 
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -109,18 +124,6 @@ def go_json(value: Any) -> bytes:
     return text.encode("utf-8")
 
 
-def sink_payload(value: Any) -> bytes:
-    """A sink message as eKuiper sends it: bytes unchanged, any other value as Go's JSON."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    return go_json(value)
-
-
-def wants_ack(config: Mapping[str, Any]) -> bool:
-    """Whether a sink config sets ``requireAck``: eKuiper matches the key case-insensitively."""
-    return any(str(k).lower() == "requireack" and v is True for k, v in config.items())
-
-
 class _Struct(dict):  # type: ignore[type-arg]
     """A Go struct: its field order is kept."""
 
@@ -134,6 +137,8 @@ def _go_prepare(value: Any) -> Any:
         return [_go_prepare(v) for v in value]
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
         return int(value)  # Go writes float64 1000 as 1000
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")  # Go writes []byte as base64
     return value
 
 
@@ -288,8 +293,27 @@ def decode_source_message(payload: bytes) -> Tuple[Optional[Dict[str, Any]], Dic
 
 
 def ack_error(message: str) -> bytes:
-    """A failed ack: ``{"error": "..."}`` (the host turns it into an I/O error)."""
-    return _dumps({"error": message or "error"})
+    """A failed ack: ``{"error": "..."}`` (the host turns it into an I/O error); any text encodes."""
+    return _dumps({"error": encodable(message) or "error"})
+
+
+def require_ack(config: Mapping[str, Any]) -> bool:
+    """Whether the host waits for acks: ``requireAck`` is true, the key matched as eKuiper's ``MapToStruct``
+    matches it (exactly, else in any case; ``runtime/sink.go Provision``). Only a JSON ``true`` counts: eKuiper
+    refuses a rule whose ``requireAck`` is not a bool."""
+    if "requireAck" in config:
+        return config["requireAck"] is True
+    for key, value in config.items():
+        if isinstance(key, str) and key.lower() == "requireack":
+            return value is True
+    return False
+
+
+def sink_payload(value: Any) -> bytes:
+    """A sink message as eKuiper sends it: bytes unchanged, any other value as Go's JSON."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return go_json(value)
 
 
 def decode_ack(payload: bytes) -> Optional[str]:
@@ -352,8 +376,22 @@ def parse_func_meta(text: Any) -> FuncMeta:
 
 
 def encode_func_reply(state: bool, result: Any) -> bytes:
-    """``runtime.FuncReply``: ``{"state": bool, "result": ...}``."""
+    """``runtime.FuncReply``: ``{"state": bool, "result": ...}``; an error text (``state`` false) always encodes."""
+    if not state and isinstance(result, str):
+        result = encodable(result)
     return _dumps({"state": state, "result": result})
+
+
+def aggregate_args(args: Sequence[Any]) -> List[Any]:
+    """The arguments of an aggregate call as eKuiper sends them: every argument is one list of per-row values
+    (``AggregateEval``). A list (or tuple) is taken as that column; any other value is a constant, such as a
+    literal in the SQL, repeated once per row. Without any list the group has one row."""
+    lengths = {len(a) for a in args if isinstance(a, (list, tuple))}
+    if len(lengths) > 1:
+        raise ValueError(f"aggregate arguments are columns of one group and must have the same length, "
+                         f"got lengths {sorted(lengths)}")
+    rows = lengths.pop() if lengths else 1
+    return [list(a) if isinstance(a, (list, tuple)) else [a] * rows for a in args]
 
 
 def decode_func_reply(payload: bytes) -> Tuple[bool, Any]:

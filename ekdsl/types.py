@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .errors import ConfigError
 from .model import MISSING, TypeInfo
 
-__all__ = ["coerce", "control_of", "ekuiper_type", "plain", "values_of"]
+__all__ = ["coerce", "control_of", "ekuiper_type", "parse_datetime", "plain", "values_of"]
 
 _SCALAR_TYPES = {
     "str": "string",
@@ -52,6 +52,7 @@ _SCALAR_TYPES = {
 }
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _INT_RE = re.compile(r"^[+-]?\d+$")
+_FRACTION = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)[.,](\d{1,9})(|[Zz]|[+-]\d\d:?\d\d)$")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -129,9 +130,9 @@ def coerce(value: Any, t: TypeInfo, *, symbol: str = "", name: str = "", b64: bo
     """Validate ``value`` against ``t`` and convert it (e.g. ``"10"`` → ``10`` for an int).
 
     Raises :class:`ConfigError` naming ``symbol``, the property path and the
-    expected type; ``role`` (``"property"`` or ``"argument"``) names what it is.
-    ``b64`` decodes strings given for ``bytes`` as base64 (the encoding Go uses
-    for ``[]byte`` on the function wire).
+    expected type. ``b64`` decodes a string given for ``bytes`` as base64 when it is
+    exactly what Go writes for a ``[]byte`` on the function wire (standard alphabet,
+    padded); any other string is text (SQL strings arrive as plain JSON strings).
     """
     try:
         return _coerce(value, t, name, b64)
@@ -197,12 +198,14 @@ def _c_bytes(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, str):
-        if not b64:
-            return value.encode("utf-8")
-        try:
-            return base64.b64decode(value, validate=True)
-        except ValueError:
-            raise _Mismatch(path, t, value, "not valid base64") from None
+        if b64:
+            try:
+                decoded = base64.b64decode(value, validate=True)
+            except ValueError:
+                decoded = None
+            if decoded is not None and base64.b64encode(decoded).decode("ascii") == value:
+                return decoded  # exactly what Go writes for a []byte
+        return value.encode("utf-8", "surrogatepass")  # a SQL string: its text
     raise _Mismatch(path, t, value)
 
 
@@ -215,14 +218,31 @@ def _c_datetime(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
         except (OverflowError, ValueError):
             raise _Mismatch(path, t, value, "epoch milliseconds out of range") from None
     if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            return _dt.datetime.fromisoformat(text)
-        except ValueError:
-            pass
+        parsed = parse_datetime(value)
+        if parsed is not None:
+            return parsed
     raise _Mismatch(path, t, value, "use ISO 8601 such as 2024-01-31T12:00:00Z, or epoch milliseconds")
+
+
+def parse_datetime(text: str) -> Optional[_dt.datetime]:
+    """An ISO 8601 / RFC 3339 text as a datetime, or ``None``.
+
+    Go writes ``time.RFC3339Nano``: 1 to 9 fractional digits. Python before 3.11 parses only 3 or 6, so
+    the fraction is padded or cut (not rounded, as Python 3.11 does) to 6 digits first.
+    """
+    text = text.strip()
+    m = _FRACTION.match(text)
+    if m is not None:
+        zone = m.group(3)
+        if len(zone) == 5:  # +hhmm, which Python before 3.11 does not read
+            zone = f"{zone[:3]}:{zone[3:]}"
+        text = f"{m.group(1)}.{(m.group(2) + '00000')[:6]}{zone}"
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return _dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _c_list(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:

@@ -150,7 +150,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 def start_stop_cycle(h: Any, out: Path) -> None:
     """Start a source and a sink of the lab plugin, use each once, stop both (eKuiper's order)."""
-    src = h.start_source("ticker", {"interval": 0.001})
+    src = h.start_source("ticker", {"period": 0.001})
     snk = h.start_sink("collect", {"path": str(out), "requireAck": True})
     src.rows(1)
     assert snk.send(b'{"i":1}') is None

@@ -237,3 +237,55 @@ def test_deep_and_unserializable_values(with_orjson):
     assert codec.dumps(deep) == codec.stdlib_dumps(deep)
     with pytest.raises(TypeError, match="object is not JSON serializable"):
         codec.dumps({"x": object()})
+
+
+# ---- common types converted; the rest located
+
+
+def test_common_types_are_converted(with_orjson):
+    import pathlib
+    import uuid
+
+    value = {"u": uuid.UUID(int=1), "p": pathlib.PurePosixPath("/a/b"), "w": pathlib.PureWindowsPath("c:/x"),
+             "t": dt.timedelta(minutes=1, microseconds=500), "e": Colour.RED}
+    want = {"u": "00000000-0000-0000-0000-000000000001", "p": "/a/b", "w": "c:\\x", "t": 60.0005, "e": "red"}
+    assert json.loads(codec.dumps(value)) == want == json.loads(codec.stdlib_dumps(value))
+    assert codec.find_unencodable(value) is None
+
+
+class Opaque:
+    pass
+
+
+def test_find_unencodable_names_path_and_type():
+    cycle: list = []
+    cycle.append(cycle)
+    cases = [
+        ({"a": [0, 1, {"b": Opaque()}]}, ('row["a"][2]["b"]', "a tests.test_codec.Opaque")),
+        ({"a": object()}, ('row["a"]', "an object")),
+        ({"s": ["ok", "x\ud800"]}, ('row["s"][1]', "a str with a lone surrogate (\\ud800 at index 1)")),
+        ({"\udc00": 1}, ('row["\\udc00"]', "a key with a lone surrogate (\\udc00 at index 0)")),
+        ({"c": cycle}, ('row["c"][0]', "a list that contains itself (a reference cycle)")),
+        ({"n": 10 ** 5000}, ('row["n"]', "an int of about 5000 digits, too long to write")),
+        ({"p": P(1, Opaque())}, ('row["p"]["when"]', "a tests.test_codec.Opaque")),  # inside a dataclass
+    ]
+    for value, found in cases:
+        assert codec.find_unencodable(value) == found
+        with pytest.raises((TypeError, ValueError, RecursionError)):
+            codec.dumps(value)
+    deep: Any = {}
+    for _ in range(2000):
+        deep = {"d": deep}
+    assert codec.find_unencodable(deep)[1] == "a value nested deeper than 400 levels"
+
+
+@given(st.recursive(
+    st.none() | st.integers() | st.floats() | st.text() | st.sampled_from(["x\ud800", Opaque()]),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=4), c, max_size=4), max_leaves=12))
+def test_find_unencodable_agrees_with_dumps(value):
+    try:
+        codec.dumps(value)
+        ok = True
+    except (TypeError, ValueError, RecursionError):
+        ok = False
+    assert (codec.find_unencodable(value) is None) == ok

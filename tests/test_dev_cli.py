@@ -98,10 +98,10 @@ def test_failures_are_one_line(tmp_path, silent_plugin):
     assert "control handshake error: receive time out after 1 s; its last output: thinking about it" in line
     assert failure(PYSAM, "source", "nope") == \
         "ekdsl: error: plugin 'pysam' declares no source 'nope' (its sources: pyjson)"
-    assert failure(PYSAM, "source", "pyjson", "--conf", "interval=fast") == \
-        "ekdsl: error: receive error: pyjson: property 'interval' expects float, got 'fast'"
-    assert failure(PYSAM, "source", "pyjson", "--conf", "interval") == \
-        "ekdsl: error: --conf expects KEY=VALUE, got 'interval'"
+    assert failure(PYSAM, "source", "pyjson", "--conf", "period=fast") == \
+        "ekdsl: error: receive error: pyjson: property 'period' expects float, got 'fast'"
+    assert failure(PYSAM, "source", "pyjson", "--conf", "period") == \
+        "ekdsl: error: --conf expects KEY=VALUE, got 'period'"
 
 
 def free_port():
@@ -132,7 +132,7 @@ def test_serve_mode_rest_api():
     threading.Thread(target=reader, daemon=True).start()
     try:
         assert wait_for(lambda: any("serving eKuiper's plugin test API" in x for x in out), timeout=20)
-        source = {"symbolName": "pyjson", "pluginType": "source", "config": {"interval": 0.05}}
+        source = {"symbolName": "pyjson", "pluginType": "source", "config": {"period": 0.05}}
         assert post(port, "/symbol/start", source) == (200, "ok")
         assert post(port, "/symbol/start", source) == (400, "source symbol pyjson already exists")
         assert wait_for(lambda: sum('{"name": "pyjson", "value": 2021}' in x for x in out) >= 2)

@@ -71,13 +71,13 @@ def test_install_layout_and_yaml_semantics(tmp_path):
     assert os.path.isfile(os.path.join(inst.root, "data", "functions", "c_to_f.json"))
     assert not os.path.exists(os.path.join(inst.plugin_dir, "sources"))
     conf = load_source_config(inst, "readings", "fast", "north")
-    assert conf["interval"] == 0.01 and conf["mode"] == "burst" and conf["datasource"] == "north"
+    assert conf["period"] == 0.01 and conf["mode"] == "burst" and conf["datasource"] == "north"
     assert conf["format"] == "json" and conf["retainSize"] == 0 and conf["strictValidation"] is False
     # keys not named in the json are lower-cased, as eKuiper's yaml loader does
     with open(inst.etc("sources", "readings.yaml"), "a") as fh:
-        fh.write("camel:\n  MyKey: 1\n  Interval: 2\n")
+        fh.write("camel:\n  MyKey: 1\n  Period: 2\n")
     conf = load_source_config(inst, "readings", "camel")
-    assert conf["mykey"] == 1 and conf["interval"] == 2
+    assert conf["mykey"] == 1 and conf["period"] == 2
     load_source_config(inst, "readings", "nosuch")
     assert any("confKey 'nosuch' is not in sources/readings.yaml" in f for f in inst.findings)
 

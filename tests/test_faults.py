@@ -24,7 +24,7 @@ def test_source_failing_in_setup_is_surfaced(host):
     h = host()
     src = h.start_source("setup_fail", {})
     assert src.channel.recv_raw(5) == b'"source \'setup_fail\' failed: OSError: cannot open /dev/nothing"'
-    assert h.start_source("ticker", {"interval": 0.001}, rule="r2").rows(1)  # others unaffected
+    assert h.start_source("ticker", {"period": 0.001}, rule="r2").rows(1)  # others unaffected
 
 
 def test_source_returning_at_once(host):
@@ -41,7 +41,7 @@ def test_hanging_source_does_not_block_stop(host, tmp_path):
     h.stop_source(src)
     assert time.monotonic() - t0 < 3  # answered after a bounded wait, with a warning
     assert wait_for(lambda: "source is still busy" in h.process.output)
-    assert h.start_source("ticker", {"interval": 0.001}, rule="r2").rows(1)
+    assert h.start_source("ticker", {"period": 0.001}, rule="r2").rows(1)
 
 
 def test_sink_failing_on_every_row_keeps_serving(host, tmp_path):
@@ -134,7 +134,7 @@ def test_sink_survives_anything(emu, tmp_path_factory, payload):
 
 def test_multi_mib_and_unicode_commands_are_answered(emu):
     label = "é𝄞\u2028<&>" * 100_000  # a multi-MiB command, with what Go escapes
-    src = emu.host.start_source("ticker", {"label": label, "interval": 0.001}, rule="big")
+    src = emu.host.start_source("ticker", {"label": label, "period": 0.001}, rule="big")
     assert src.rows(1, timeout=10)[0]["label"] == label
     emu.stop(src)
     nowhere = Control("ticker", "source", Meta("nobody-listens", "o"))
@@ -156,7 +156,7 @@ def test_plugin_restart_replays_start_commands(exported, sockdir, tmp_path):
     h = Host("lab", str(pkg / "main.py"), socket_dir=sockdir)
     try:
         h.start()
-        src = h.start_source("ticker", {"interval": 0.001})
+        src = h.start_source("ticker", {"period": 0.001})
         out = tmp_path / "rows.jsonl"
         snk = h.start_sink("collect", {"path": str(out), "requireAck": True})
         assert src.rows(1) and snk.send(b'{"i":1}') is None

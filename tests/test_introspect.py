@@ -26,9 +26,9 @@ from ekdsl import Context, Param, Plugin
 
 plugin = Plugin("full", version="2.0")
 
-@plugin.source(conf_keys={"ext": {"Interval": 5}})
+@plugin.source(conf_keys={"ext": {"Period": 5}})
 def src(ctx: Context, datasource: str = "topic",
-        interval: Annotated[int, Param(hint="ms", label="Interval", name="Interval")] = 10,
+        interval_ms: Annotated[int, Param(hint="ms", label="Period", name="Period")] = 10,
         mode: Literal["a", "b"] = "a", name: Optional[str] = None, level=3) -> Iterator[dict]:
     """Emit rows.
 
@@ -51,7 +51,7 @@ def agg(values: list[float]) -> float:
     return 0.0
 
 @plugin.function
-async def var(sep: str, count: int = 1, *rest: Any) -> str:
+async def varargs(sep: str, count: int = 1, *rest: Any) -> str:
     return ""
 '''
 
@@ -62,14 +62,14 @@ def test_full_model(make_module):
     src = m.get("source", "src")
     assert src.context_param == "ctx" and src.datasource_param == "datasource"
     assert src.datasource.default == "topic"
-    assert [p.name for p in src.params] == ["Interval", "mode", "name", "level"]
-    interval = src.params[0]
-    assert (interval.key, interval.pyname, interval.default) == ("interval", "interval", 10)
-    assert interval.hint.en_US == "ms" and interval.label.en_US == "Interval"
+    assert [p.name for p in src.params] == ["Period", "mode", "name", "level"]
+    period = src.params[0]
+    assert (period.key, period.pyname, period.default) == ("interval_ms", "interval_ms", 10)
+    assert period.hint.en_US == "ms" and period.label.en_US == "Period"
     assert src.params[1].hint.en_US == "The mode." and src.params[1].type.choices == ("a", "b")
     assert src.params[2].type.optional and not src.params[2].required
     assert src.params[3].type.kind == "int"  # inferred from the default
-    assert src.conf_keys == (("ext", {"Interval": 5}),)
+    assert src.conf_keys == (("ext", {"Period": 5}),)
     assert src.description.en_US == "Emit rows."
     assert src.is_generator
     snk = m.get("sink", "snk")
@@ -79,9 +79,9 @@ def test_full_model(make_module):
     assert gsnk.is_generator and gsnk.data_param is None and gsnk.data_type.kind == "any"
     agg = m.get("function", "agg")
     assert agg.aggregate and agg.arity == (1, 1) and agg.returns.kind == "float"
-    var = m.get("function", "var")
+    var = m.get("function", "varargs")
     assert var.is_async and var.arity == (1, None) and var.params[-1].variadic
-    assert var.example == "var(sep, count, rest...)"
+    assert var.example == "varargs(sep, count, rest...)"
 
 
 def test_module_level_decorators_and_collect(make_module):
@@ -126,7 +126,7 @@ ERRORS = [
         plugin = Plugin("p")
 
         @plugin.source
-        def temperature(interval: float = 1.0):
+        def temperature(period: float = 1.0):
             return {"t": 1}
         ''', "@source 'temperature' ({file}:4) must be a generator function: use 'yield' to emit rows"),
     ('''
@@ -233,17 +233,17 @@ ERRORS = [
         plugin = Plugin("p")
 
         @plugin.source(conf_keys={"ext": {"nope": 1}})
-        def s(interval: int = 1):
+        def s(period: int = 1):
             yield {}
-        ''', "@source 's' ({file}:4) confKey 'ext' sets unknown property 'nope': use one of: interval"),
+        ''', "@source 's' ({file}:4) confKey 'ext' sets unknown property 'nope': use one of: period"),
     ('''
         from ekdsl import Plugin
         plugin = Plugin("p")
 
-        @plugin.source(conf_keys={"ext": {"interval": "soon"}})
-        def s(interval: int = 1):
+        @plugin.source(conf_keys={"ext": {"period": "soon"}})
+        def s(period: int = 1):
             yield {}
-        ''', "@source 's' ({file}:4) confKey 'ext' sets 'interval' to 'soon', which is not int"),
+        ''', "@source 's' ({file}:4) confKey 'ext' sets 'period' to 'soon', which is not int"),
     ('''
         from __future__ import annotations
         from ekdsl import Plugin

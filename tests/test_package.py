@@ -71,12 +71,12 @@ def test_check_flag_detects_drift(tmp_path, capsys):
     assert main(["export", str(PYSAM), "-o", out, "--zip", "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
     yaml_path = tmp_path / "pysam" / "sources" / "pyjson.yaml"
-    yaml_path.write_text("default:\n  interval: 5\n")
+    yaml_path.write_text("default:\n  period: 5\n")
     (tmp_path / "pysam" / "stale.txt").write_text("x")
     assert main(["export", str(PYSAM), "-o", out, "--zip", "--check"]) == 1
     captured = capsys.readouterr()
     assert f"differs: {yaml_path}" in captured.out
-    assert "-  interval: 5" in captured.out and "+  interval: 0.2" in captured.out
+    assert "-  period: 5" in captured.out and "+  period: 0.2" in captured.out
     assert "not generated:" in captured.out and "stale.txt" in captured.out
     assert "is out of date: run 'python -m ekdsl export" in captured.err
 

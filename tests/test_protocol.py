@@ -16,6 +16,7 @@ from ekdsl.protocol import (
     Control,
     Meta,
     ack_error,
+    aggregate_args,
     control_url,
     data_url,
     decode_ack,
@@ -30,6 +31,7 @@ from ekdsl.protocol import (
     error_reply,
     go_json,
     parse_func_meta,
+    require_ack,
 )
 
 # Exactly as PROTOCOL.md §3.2 shows the Go host's bytes.
@@ -129,8 +131,29 @@ def test_source_rows():
 
 def test_acks():
     assert ack_error("disk full") == b'{"error":"disk full"}'
+    assert ack_error("bad \udcff text") == b'{"error":"bad \\\\udcff text"}'  # any text encodes
+    assert decode_ack(ack_error("bad \udcff text")) == "bad \\udcff text"
     assert decode_ack(b"{}") is None and decode_ack(b'{"error":""}') is None
     assert decode_ack(b'{"error":"x"}') == "x"
+
+
+def test_require_ack_matches_like_map_to_struct():
+    assert require_ack({"requireAck": True}) and require_ack({"requireack": True}) and require_ack({"REQUIREACK": True})
+    assert not require_ack({}) and not require_ack({"requireAck": "true"}) and not require_ack({"requireack": 1})
+    assert not require_ack({"requireAck": False, "requireack": True})  # the exact name first, as mapstructure
+
+
+def test_aggregate_args_are_columns():
+    assert aggregate_args([[1, 2, 3], 0.5]) == [[1, 2, 3], [0.5, 0.5, 0.5]]
+    assert aggregate_args([0.5, "x"]) == [[0.5], ["x"]]  # no column: a group of one row
+    assert aggregate_args([(1, 2), [3, 4]]) == [[1, 2], [3, 4]]
+    with pytest.raises(ValueError, match="same length"):
+        aggregate_args([[1], [1, 2]])
+
+
+def test_func_errors_always_encode_and_bytes_go_as_base64():
+    assert encode_func_reply(False, "x \ud800") == b'{"state":false,"result":"x \\\\ud800"}'
+    assert encode_func_request("Exec", [b"\x00\xff", "ctx"]) == b'{"func":"Exec","arg":["AP8=","ctx"]}'
 
 
 def test_function_wire():

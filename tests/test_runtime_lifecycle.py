@@ -64,7 +64,7 @@ def test_json_codec_choice(host, monkeypatch, tmp_path, choice):
 
 def test_log_lines_name_plugin_symbol_and_rule(host):
     h = host()
-    src = h.start_source("ticker", {"interval": 0.001}, rule="r9", op="s9", instance=2)
+    src = h.start_source("ticker", {"period": 0.001}, rule="r9", op="s9", instance=2)
     src.rows(1)
     h.stop_source(src)
     assert wait_for(lambda: "INFO [lab source ticker rule=r9 op=s9 instance=2] stopped" in h.process.output)
@@ -86,14 +86,14 @@ def test_malformed_or_unknown_commands_are_answered(host, payload, reply):
     answer = h.control.exchange(payload, timeout=5).decode()
     assert answer.startswith(reply)
     assert answer[:1] != "h"
-    src = h.start_source("ticker", {"interval": 0.001})  # the process is still fine
+    src = h.start_source("ticker", {"period": 0.001})  # the process is still fine
     assert src.rows(1)
 
 
 def test_keepalive_on_an_idle_control_channel(host):
     h = host()
     time.sleep(6.5)  # deliberately idle past the 5 s keepalive; nothing to wait for
-    src = h.start_source("ticker", {"interval": 0.001})
+    src = h.start_source("ticker", {"period": 0.001})
     assert src.rows(1)
     assert h.control.stale >= 1  # the queued keepalive was answered with the command again
 
@@ -104,7 +104,7 @@ def test_sigterm_runs_teardown_and_exits_0(host, tmp_path):
     marker = tmp_path / "closed"
     snk = h.start_sink("gen_sink", {"path": str(out), "requireAck": True})
     snk.send(b'{"a":1}')
-    src = h.start_source("ticker", {"interval": 10, "marker": str(marker)})
+    src = h.start_source("ticker", {"period": 10, "marker": str(marker)})
     src.rows(1)
     h.process.signal(signal.SIGTERM)
     assert h.process.wait(5) == 0

@@ -16,7 +16,7 @@ from .conftest import WEATHER, wait_for
 
 def test_rows_datasource_and_always_set_keys(host):
     h = host()
-    src = h.start_source("ticker", source_config({"default": {"interval": 0.001}}, datasource="topicA"),
+    src = h.start_source("ticker", source_config({"default": {"period": 0.001}}, datasource="topicA"),
                          rule="r1", op="s1")
     rows = src.rows(3)
     assert [r["i"] for r in rows] == [0, 1, 2]
@@ -28,9 +28,9 @@ def test_rows_datasource_and_always_set_keys(host):
 def test_bad_config_fails_the_start(host):
     h = host()
     with pytest.raises(CommandError) as info:
-        h.start_source("ticker", source_config({"default": {"interval": "fast"}}))
-    assert info.value.reply == "ticker: property 'interval' expects float, got 'fast'"
-    assert str(info.value).startswith("receive error: ticker: property 'interval'")
+        h.start_source("ticker", source_config({"default": {"period": "fast"}}))
+    assert info.value.reply == "ticker: property 'period' expects float, got 'fast'"
+    assert str(info.value).startswith("receive error: ticker: property 'period'")
     with pytest.raises(CommandError, match="property 'count' expects int, got 1.5"):
         h.start_source("ticker", {"count": 1.5})
 
@@ -45,9 +45,9 @@ def test_unknown_symbol_and_type(host):
 
 def test_case_insensitive_keys_and_unknown_warning(host):
     h = host()
-    src = h.start_source("ticker", {"INTERVAL": 0.001, "Label": "x", "typo": 1})
+    src = h.start_source("ticker", {"PERIOD": 0.001, "Label": "x", "typo": 1})
     assert src.rows(1)[0]["label"] == "x"
-    assert wait_for(lambda: "ignoring unknown properties typo; known: interval, count, marker, label"
+    assert wait_for(lambda: "ignoring unknown properties typo; known: period, count, marker, label"
                     in h.process.output)
 
 
@@ -55,7 +55,7 @@ def test_case_insensitive_keys_and_unknown_warning(host):
 def test_stop_runs_finally_within_a_second(host, tmp_path, symbol):
     h = host()
     marker = tmp_path / "closed"
-    src = h.start_source(symbol, {"interval": 30, "marker": str(marker)})
+    src = h.start_source(symbol, {"period": 30, "marker": str(marker)})
     assert src.rows(1)[0]["i"] == 0  # now waiting 30 s between rows
     t0 = time.monotonic()
     h.stop_source(src)
@@ -65,8 +65,8 @@ def test_stop_runs_finally_within_a_second(host, tmp_path, symbol):
 
 def test_two_rules_on_one_source(host):
     h = host()
-    a = h.start_source("ticker", {"interval": 0.001, "label": "a"}, rule="ra")
-    b = h.start_source("ticker", {"interval": 0.001, "label": "b"}, rule="rb")
+    a = h.start_source("ticker", {"period": 0.001, "label": "a"}, rule="ra")
+    b = h.start_source("ticker", {"period": 0.001, "label": "b"}, rule="rb")
     assert {r["label"] for r in a.rows(5)} == {"a"}
     assert {r["label"] for r in b.rows(5)} == {"b"}
     h.stop_source(a)
@@ -97,14 +97,14 @@ def test_failing_source_is_reported_and_process_survives(host):
         decode_source_message(raw)  # how eKuiper records it on the rule
     assert wait_for(lambda: "ValueError: sensor unplugged" in h.process.output)
     assert h.process.output.count("Traceback") == 1
-    other = h.start_source("ticker", {"interval": 0.001}, rule="r2")
+    other = h.start_source("ticker", {"period": 0.001}, rule="r2")
     assert other.rows(2)
     h.stop_source(src)  # stopping a finished source is fine
 
 
 def test_stop_is_idempotent(host):
     h = host()
-    src = h.start_source("ticker", {"interval": 0.001})
+    src = h.start_source("ticker", {"period": 0.001})
     src.rows(1)
     h.stop_source(src)
     h._cmd("stop", src.control)
@@ -113,10 +113,10 @@ def test_stop_is_idempotent(host):
 
 def test_restart_same_instance(host):
     h = host()
-    src = h.start_source("ticker", {"interval": 0.001, "label": "one"})
+    src = h.start_source("ticker", {"period": 0.001, "label": "one"})
     src.rows(1)
     h.stop_source(src)
-    again = h.start_source("ticker", {"interval": 0.001, "label": "two"})
+    again = h.start_source("ticker", {"period": 0.001, "label": "two"})
     assert again.rows(1)[0]["label"] == "two"
 
 

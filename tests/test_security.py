@@ -91,6 +91,6 @@ def test_hostile_config_values_stay_data(tmp_path):
     payloads = ["$(touch /tmp/ekdsl-pwned)", "__import__('os').system('id')", "{{7*7}}", "`id`; rm -rf /"]
     with InProcess(str(LAB)) as symbols:
         for text in payloads:
-            rows = symbols.source("ticker", {"interval": 0, "label": text}).rows(1)
+            rows = symbols.source("ticker", {"period": 0, "label": text}).rows(1)
             assert rows[0]["label"] == text
     assert not Path("/tmp/ekdsl-pwned").exists()

@@ -41,7 +41,7 @@ def test_soak_source_to_sink(lab, tmp_path):
     seconds = SOAK_SECONDS
     tally = tmp_path / "tally.json"
     pid = lab.process.pid
-    src = lab.start_source("ticker", {"interval": 0}, rule="soak", op="s")
+    src = lab.start_source("ticker", {"period": 0}, rule="soak", op="s")
     snk = lab.start_sink("checker", {"path": str(tally), "requireAck": True, "sendSingle": True}, rule="soak")
     forwarded, max_rss, before = 0, 0, None
     t0 = time.monotonic()
@@ -88,5 +88,5 @@ def test_thousand_stop_start_cycles(lab, tmp_path):
 @pytest.mark.timeout(400)
 def test_control_channel_silent_for_minutes(lab):
     time.sleep(180)  # deliberately idle: the keepalive is what is under test
-    assert lab.start_source("ticker", {"interval": 0.001}).rows(1)
+    assert lab.start_source("ticker", {"period": 0.001}).rows(1)
     assert lab.control.stale >= 1  # queued keepalives were answered with the command again

@@ -147,10 +147,19 @@ def test_coerce_rejects(ann, value, path, expected):
 
 
 def test_bytes_base64_on_function_wire():
+    """Go writes []byte as padded standard base64; any other string is a SQL string, taken as its text."""
     t = type_info(bytes)
     assert coerce(base64.b64encode(b"\x00\xff").decode(), t, b64=True) == b"\x00\xff"
-    with pytest.raises(ConfigError):
-        coerce("not base64!", t, b64=True)
+    assert coerce("not base64!", t, b64=True) == b"not base64!"
+    assert coerce("hello world", t, b64=True) == b"hello world"
+    assert coerce("AP8", t, b64=True) == b"AP8"  # unpadded: never written by Go
+    assert coerce("AP9=", t, b64=True) == b"AP9="  # not canonical (Go writes AP8=)
+    assert coerce("AQI=", t) == b"AQI="  # config values are text
+
+
+@given(st.binary(max_size=64))
+def test_bytes_from_go_base64_round_trip(data):
+    assert coerce(base64.b64encode(data).decode(), type_info(bytes), b64=True) == data
 
 
 def test_plain():

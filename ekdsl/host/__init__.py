@@ -4,6 +4,7 @@ from .channels import CommandError, HostError
 from .emulator import Emulator
 from .host import FunctionHandle, Host, SinkHandle, SourceHandle, source_config
 from .inprocess import InProcess
+from .planner import RateLimitedSource, RuleError
 from .process import LAUNCH_ARG, PluginProcess
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "HostError",
     "InProcess",
     "PluginProcess",
+    "RateLimitedSource",
+    "RuleError",
     "SinkHandle",
     "SourceHandle",
     "source_config",

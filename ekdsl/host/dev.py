@@ -226,7 +226,7 @@ def _sink(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _O
 
 def _call(emu: Emulator, symbol: str, values: List[Any], out: _Out, aggregate: Optional[bool] = None) -> bool:
     fn = emu.function(symbol)
-    ok, err = fn.validate(*({"Val": v} for v in values))
+    ok, err = fn.validate(*(_node(i, v) for i, v in enumerate(values)))
     if not ok:
         out(f"function {symbol}: validate error: {err}")
         return False
@@ -235,6 +235,13 @@ def _call(emu: Emulator, symbol: str, values: List[Any], out: _Out, aggregate: O
     out(f"function {symbol}({shown}) = {json.dumps(result)}" if state
         else f"function {symbol}({shown}): error: {result}")
     return state
+
+
+def _node(i: int, value: Any) -> Dict[str, Any]:
+    """The SQL node eKuiper's Validate sends for an argument: a literal, or a column for a list of values."""
+    if isinstance(value, list):
+        return {"StreamName": "$$default", "Name": f"arg{i}", "HasIndex": False, "SourceIndex": 0, "Index": 0}
+    return {"Val": value}
 
 
 def _function(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _Out) -> int:

@@ -6,13 +6,14 @@ import glob
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from ..checks import package_name
 from ..errors import PackagingError
 from ..transport import Timeout
 from .host import FunctionHandle, Host, SinkHandle, SourceHandle
-from .install import Installed, install, load_source_config
+from .install import Installed, install, load_source_config, source_props
+from .planner import RateLimitedSource, plan_sink, plan_source
 
 __all__ = ["Emulator", "is_package"]
 
@@ -84,27 +85,41 @@ class Emulator:
     # ---- symbols
 
     def source_config(self, symbol: str, conf_key: str = "", datasource: str = "",
-                      extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-        """The config eKuiper builds for a stream on ``symbol``; ``extra`` is the stream's EXTRA option."""
+                      extra: Optional[Mapping[str, Any]] = None,
+                      options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """The config eKuiper builds for a stream on ``symbol``: ``extra`` is the stream's EXTRA option,
+        ``options`` its other WITH options (``FORMAT``, ``KEY``, ...), which overwrite the same props."""
         before = len(self.installed.findings)
-        config = load_source_config(self.installed, symbol, conf_key, datasource, extra=dict(extra or {}))
+        config = load_source_config(self.installed, symbol, conf_key, datasource, extra=dict(extra or {}),
+                                    options=dict(options or {}))
         self.findings.extend(self.installed.findings[before:])
         return config
 
     def start_source(self, symbol: str, conf_key: str = "", datasource: str = "",
                      extra: Optional[Mapping[str, Any]] = None, rule: str = "rule1",
-                     op: Optional[str] = None) -> SourceHandle:
+                     op: Optional[str] = None,
+                     options: Optional[Mapping[str, Any]] = None) -> Union[SourceHandle, RateLimitedSource]:
+        """Start ``symbol`` as a rule on a stream would; with an ``interval`` property eKuiper's rate
+        limiter is modelled (:class:`~ekdsl.host.planner.RateLimitedSource`)."""
         self._known("sources", symbol)
-        config = self.source_config(symbol, conf_key, datasource, extra)
+        config = self.source_config(symbol, conf_key, datasource, extra, options)
+        period, findings = plan_source(symbol, source_props(self.installed, symbol, conf_key, dict(extra or {})),
+                                       config)
+        for text in findings:
+            self._finding(text)
         if self.sdk and datasource:
             self._finding(f"source '{symbol}': DATASOURCE '{datasource}' reaches the plugin only as "
                           "config['datasource']; the official SDK passes '' to Source.configure() because it "
                           "reads a 'datasource' key that eKuiper v2 never sends")
-        return self.host.start_source(symbol, config, rule=rule, op=op or f"{symbol}Stream")
+        handle = self.host.start_source(symbol, config, rule=rule, op=op or f"{symbol}Stream")
+        return RateLimitedSource(handle, period) if period > 0 else handle
 
     def start_sink(self, symbol: str, config: Optional[Mapping[str, Any]] = None, rule: str = "rule1",
                    op: Optional[str] = None) -> SinkHandle:
+        """Start ``symbol`` as a rule action would; props eKuiper cannot decode fail as rule creation does."""
         self._known("sinks", symbol)
+        for text in plan_sink(symbol, dict(config or {})):
+            self._finding(text)
         return self.host.start_sink(symbol, dict(config or {}), rule=rule, op=op or f"{symbol}_0")
 
     def stop(self, handle: Any) -> None:
@@ -117,7 +132,7 @@ class Emulator:
                                   "eKuiper never reads them, so they pile up until the plugin's sends time out")
             self.host.stop_sink(handle)
         else:
-            self.host.stop_source(handle)
+            self.host.stop_source(handle.handle if isinstance(handle, RateLimitedSource) else handle)
 
     def function(self, symbol: str) -> FunctionHandle:
         self._known("functions", symbol)

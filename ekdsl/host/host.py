@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..protocol import Control, Meta, func_context, sink_payload, wants_ack
+from ..protocol import Control, Meta, aggregate_args, func_context, require_ack, sink_payload
 from ..transport import Timeout
 from .channels import CommandError, ControlChannel, FunctionChannel, HostError, SinkChannel, SourceChannel
 from .process import PluginProcess
@@ -33,6 +33,15 @@ def source_config(yaml_sections: Optional[Mapping[str, Any]] = None, conf_key: s
     conf["datasource"] = datasource
     conf["format"] = fmt.lower()
     return conf
+
+
+def check_require_ack(config: Mapping[str, Any]) -> None:
+    """eKuiper's ``Provision`` reads ``requireAck`` (any case) as a strict bool: anything else fails the rule."""
+    for key, value in config.items():
+        if isinstance(key, str) and key.lower() == "requireack" and value is not None \
+                and not isinstance(value, bool):
+            raise HostError(f"1 error(s) decoding:\n\n* '{key}' expected type 'bool', got unconvertible type "
+                            f"'{type(value).__name__}', value: '{value}'")
 
 
 @dataclass
@@ -75,15 +84,27 @@ class SinkHandle:
 class FunctionHandle:
     name: str
     channel: FunctionChannel
+    aggregate: Optional[bool] = None  # eKuiper's answer to IsAggregate, asked once and kept (PortableFunc.isAgg)
 
     def validate(self, *nodes: Any) -> Tuple[bool, Any]:
         return self.channel.call("Validate", list(nodes))
 
     def is_aggregate(self) -> Tuple[bool, Any]:
-        return self.channel.call("IsAggregate", None)
+        state, result = self.channel.call("IsAggregate", None)
+        if state and isinstance(result, bool):  # anything else: eKuiper logs it, takes false, asks again later
+            self.aggregate = result
+        return state, result
 
     def exec(self, *args: Any, rule: str = "rule1", op: str = "op1", instance: int = 0, func_id: int = 0,
              timeout: float = 5.0) -> Tuple[bool, Any]:
+        """Call the function as eKuiper does. An aggregate (eKuiper asks ``IsAggregate`` first) gets every
+        argument as a list of per-row values: a list is taken as that column, anything else as a constant (a
+        literal in the SQL) repeated once per row (:func:`~ekdsl.protocol.aggregate_args`). ``bytes`` are
+        sent as base64, as Go sends ``[]byte``; ``str`` as plain strings."""
+        if self.aggregate is None:
+            self.is_aggregate()
+        if self.aggregate:
+            args = tuple(aggregate_args(args))
         return self.channel.call("Exec", [*args, func_context(rule, op, instance, func_id)], timeout)
 
 
@@ -169,6 +190,7 @@ class Host:
 
     def start_sink(self, symbol: str, config: Mapping[str, Any], rule: str = "rule1", op: str = "sink_0",
                    instance: int = 0, data_impl: str = "pynng") -> SinkHandle:
+        check_require_ack(config)
         meta = Meta(rule, op, instance)
         channel = SinkChannel(meta, self.socket_dir)
         control = Control(symbol, "sink", meta, config=dict(config))
@@ -181,7 +203,7 @@ class Host:
                 self._cmd("stop", control)
                 raise HostError(f"can't dial on push socket: {exc}") from exc
             raise
-        handle = SinkHandle(control, channel, wants_ack(config))
+        handle = SinkHandle(control, channel, require_ack(config))
         self._open.append(handle)
         return handle
 

@@ -17,21 +17,22 @@ from ..plugin import Plugin, load_target
 from ..protocol import (
     Control,
     Meta,
+    aggregate_args,
     decode_ack,
     decode_func_reply,
     decode_source_message,
     encode_func_request,
     func_context,
+    require_ack,
     sink_payload,
-    wants_ack,
 )
-from ..runtime.binding import bind_config, make_context, warn_without_ack
+from ..runtime.binding import bind_config, make_context
 from ..runtime.function import FunctionHandler
 from ..runtime.logs import instance_logger
 from ..runtime.sink import SinkRunner
 from ..runtime.source import SourceRunner
 from ..transport import Closed, Socket, Timeout
-from .host import source_config
+from .host import check_require_ack, source_config
 
 __all__ = ["InProcess", "MemorySocket"]
 
@@ -126,6 +127,10 @@ class _Function:
 
     def exec(self, *args: Any, rule: str = "rule1", op: str = "op1", instance: int = 0,
              func_id: int = 0) -> Tuple[bool, Any]:
+        """Call the function as eKuiper does: an aggregate's arguments are sent as columns
+        (:func:`~ekdsl.protocol.aggregate_args`), ``bytes`` as base64 (Go ``[]byte``)."""
+        if self.handler.sym.aggregate:
+            args = tuple(aggregate_args(args))
         return self.call("Exec", [*args, func_context(rule, op, instance, func_id)])
 
 
@@ -170,12 +175,12 @@ class InProcess:
     def sink(self, name: str, config: Optional[Mapping[str, Any]] = None, rule: str = "rule1",
              op: str = "sink_0") -> _Sink:
         sym = self._symbol("sink", name)
+        check_require_ack(config or {})
         control = Control(name, "sink", Meta(rule, op), config=dict(config or {}))
         kwargs, ctx = self._bind(sym, control)
         data = MemorySocket(f"memory://{rule}_{op}")
         ack = MemorySocket(f"memory://{rule}_{op}_ack")
-        runner = SinkRunner(sym, kwargs, ctx, data, ack, wants_ack(control.config), ctx.logger)
-        warn_without_ack(sym, control.config, ctx.logger)
+        runner = SinkRunner(sym, kwargs, ctx, data, ack, require_ack(control.config), ctx.logger)
         runner.start()
         self._running.append(runner)
         return _Sink(runner, data, ack.queue)

@@ -20,7 +20,7 @@ from ..checks import _names, check_package, package_name, read_entries
 from ..errors import PackagingError
 from .host import source_config
 
-__all__ = ["Installed", "install", "load_source_config"]
+__all__ = ["STREAM_OPTIONS", "Installed", "install", "load_source_config", "source_props"]
 
 _CONF_DIRS = ("sources/", "sinks/", "functions/")
 
@@ -122,9 +122,15 @@ def _restore(value: Any, names: Dict[str, str]) -> Any:
     return value
 
 
-def load_source_config(inst: Installed, symbol: str, conf_key: str = "", datasource: str = "",
-                       fmt: str = "json", extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The config eKuiper would send ``symbol`` for a stream with this CONF_KEY and DATASOURCE."""
+# internal/topo/node/conf/source.go GetSourceConf: the stream's WITH options it writes over the props
+STREAM_OPTIONS = {
+    "FORMAT": "format", "KEY": "key", "SCHEMAID": "schemaId", "DELIMITER": "delimiter",
+    "RETAIN_SIZE": "retainSize", "STRICT_VALIDATION": "strictValidation", "TIMESTAMP": "timestamp",
+    "TIMESTAMP_FORMAT": "timestampFormat",
+}
+
+
+def _sections(inst: Installed, symbol: str, conf_key: str) -> Dict[str, Any]:
     import yaml
 
     names = _json_names(inst, symbol)
@@ -139,4 +145,30 @@ def load_source_config(inst: Installed, symbol: str, conf_key: str = "", datasou
     if conf_key and conf_key.lower() not in sections and conf_key not in sections:
         inst.findings.append(f"confKey '{conf_key}' is not in sources/{symbol}.yaml (it has: "
                              f"{', '.join(sections) or 'none'}): eKuiper warns and uses the default section")
-    return source_config(sections, conf_key, datasource, fmt, extra)
+    return sections
+
+
+def source_props(inst: Installed, symbol: str, conf_key: str = "",
+                 extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The yaml's ``default`` section, the confKey's over it, then the stream's EXTRA: the properties
+    before ``GetSourceConf`` writes the stream's own keys over them."""
+    sections = _sections(inst, symbol, conf_key)
+    props: Dict[str, Any] = dict(sections.get("default") or {})
+    if conf_key:  # looked up lower-cased first, then exact
+        props.update(sections.get(conf_key.lower(), sections.get(conf_key)) or {})
+    props.update(extra or {})
+    return props
+
+
+def load_source_config(inst: Installed, symbol: str, conf_key: str = "", datasource: str = "",
+                       fmt: str = "json", extra: Optional[Dict[str, Any]] = None,
+                       options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The config eKuiper would send ``symbol`` for a stream with this CONF_KEY, DATASOURCE and
+    WITH ``options`` (``FORMAT``, ``KEY``, ``SCHEMAID``, ... as in :data:`STREAM_OPTIONS`)."""
+    opts = {str(k).upper(): v for k, v in (options or {}).items()}
+    config = source_config({"default": source_props(inst, symbol, conf_key, extra)}, "", datasource,
+                           str(opts.get("FORMAT") or fmt), None)
+    for option, key in STREAM_OPTIONS.items():
+        if option in opts and option != "FORMAT":
+            config[key] = opts[option]
+    return config

@@ -8,10 +8,10 @@ from typing import Any, Dict, Mapping, Tuple
 from ..context import Context
 from ..errors import ConfigError
 from ..model import MISSING, SymbolModel
-from ..protocol import Control, wants_ack
+from ..protocol import Control, require_ack
 from ..types import coerce
 
-__all__ = ["EKUIPER_KEYS", "bind_config", "make_context", "warn_without_ack"]
+__all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
 
 # Keys eKuiper adds to every source config (internal/topo/node/conf/source.go, planner_source.go) and the
 # common sink properties (internal/topo/node/props.go, planner_sink.go): tolerated, never passed on.
@@ -36,7 +36,8 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
     """``(kwargs for the callable, the config as received)``; raise :class:`ConfigError` on a bad value.
 
     Keys match the properties by name, then case-insensitively (eKuiper lower-cases yaml keys it
-    does not find in the source json). Missing properties take their defaults.
+    does not find in the source json). Missing properties take their defaults. A sink declared
+    with ``require_ack=True`` started without ``requireAck`` (in any case) is logged as a warning.
     """
     config = dict(control.config)
     lower = {str(k).lower(): k for k in config}
@@ -58,11 +59,14 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         if not ds and sym.datasource is not None and sym.datasource.default is not MISSING:
             ds = sym.datasource.default
         kwargs[sym.datasource_param] = ds
-    known = EKUIPER_KEYS.get(sym.kind, frozenset())
-    unknown = sorted(str(k) for k in config if k not in used and k not in known and k != "dataSource")
+    known = {k.lower() for k in EKUIPER_KEYS.get(sym.kind, frozenset())}  # eKuiper matches them in any case
+    unknown = sorted(str(k) for k in config if k not in used and str(k).lower() not in known and k != "dataSource")
     if unknown:
         names = ", ".join(p.name for p in sym.params) or "(none)"
         log.warning("ignoring unknown properties %s; known: %s", ", ".join(unknown), names)
+    if sym.require_ack and not require_ack(config):
+        log.warning("this sink must not lose rows, but the rule does not set requireAck: "
+                    'add "requireAck": true to the rule action\'s properties')
     return kwargs, config
 
 
@@ -72,9 +76,3 @@ def make_context(plugin: str, sym: SymbolModel, control: Control, config: Mappin
     return Context(plugin=plugin, symbol=sym.name, rule_id=meta.rule_id, op_id=meta.op_id,
                    instance_id=meta.instance_id, config=dict(config), logger=logger)
 
-
-def warn_without_ack(sym: SymbolModel, config: Mapping[str, Any], log: logging.Logger) -> None:
-    """Log a warning when a sink declared with ``require_ack=True`` starts without ``requireAck``."""
-    if sym.require_ack and not wants_ack(config):
-        log.warning("this sink must not lose rows, but the rule does not set requireAck: "
-                    'add "requireAck": true to the rule action\'s properties')

@@ -19,10 +19,11 @@ from ..protocol import (
     decode_command,
     error_reply,
     func_url,
+    require_ack,
 )
 from ..transport import open_socket
 from .answer import answer_loop
-from .binding import bind_config, make_context, warn_without_ack
+from .binding import bind_config, make_context
 from .function import FunctionHandler, FunctionService
 from .logs import instance_logger
 from .sink import SinkRunner
@@ -108,8 +109,7 @@ class PluginServer:
             except TransportError:
                 data.close()
                 raise
-            runner = SinkRunner(sym, kwargs, ctx, data, ack, config.get("requireAck") is True, log)
-            warn_without_ack(sym, config, log)
+            runner = SinkRunner(sym, kwargs, ctx, data, ack, require_ack(config), log)
         with self._lock:
             self.instances[ctrl.key] = runner
         runner.start()

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..codec import loads as _json
-from ..context import Context
+from ..context import Context, Stopped
 from ..errors import ConfigError
 from ..model import SymbolModel, TypeInfo
 from ..protocol import ACK_OK, ack_error
 from ..transport import Closed, Socket, Timeout
 from ..types import coerce
+from .failure import describe
 
-__all__ = ["SinkRunner", "shape_items"]
+__all__ = ["SinkRunner", "shape_items", "split_items"]
 
 RECV_SLICE = 0.05  # seconds per receive when the socket cannot be interrupted; a stop is seen within this
 IDLE_SLICE = 1.0  # with an interruptible socket, stop closes it and the receive ends at once
@@ -30,12 +31,13 @@ def _rows(value: Any) -> Iterator[Any]:
         yield value
 
 
-def shape_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
-    """The items a sink's data parameter receives for one payload, per its annotation.
+def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
+    """The items a sink's data parameter receives for one payload, per its annotation, not yet converted.
 
     ``bytes``: the payload; ``str``: its text; ``Any``: the decoded JSON (or the text,
     if it is not JSON); a dict or object type: one item per row; a ``list``: one item
-    per event (a batch of events gives several).
+    per event (a batch of events gives several). Raises :class:`ConfigError` when a
+    row or event type gets a payload that is not JSON.
     """
     kind = t.kind if t is not None else "any"
     if kind == "bytes":
@@ -52,16 +54,31 @@ def shape_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]
     except (ValueError, RecursionError):
         raise ConfigError(symbol, "data", t.describe() if t else "JSON", payload[:80],
                           "the payload is not JSON; annotate the data parameter as bytes or str") from None
-    assert t is not None
     if kind == "list":
         if isinstance(value, dict):
-            events: List[Any] = [[value]]
-        elif isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-            events = value
-        else:
-            events = [value]
-        return [coerce(e, t, symbol=symbol, name="data") for e in events]
-    return [coerce(r, t, symbol=symbol, name="data") for r in _rows(value)]
+            return [[value]]
+        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            return list(value)
+        return [value]
+    return list(_rows(value))
+
+
+def shape_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
+    """:func:`split_items`, each converted to the annotation (:class:`ConfigError` if one does not fit)."""
+    items = split_items(payload, t, symbol)
+    if t is None or t.kind in ("bytes", "str", "any"):
+        return items
+    return [coerce(item, t, symbol=symbol, name="data") for item in items]
+
+
+def _summary(errors: List[Tuple[int, str]], items: int, unit: str, shown: int = 3) -> str:
+    """One ack error for a message: its error, or how many of its items failed and the first few errors."""
+    if len(errors) == 1:
+        n, error = errors[0]
+        return error if items <= 1 or n == 0 else f"{unit} {n} of {items}: {error}"
+    listed = "; ".join(f"{unit} {n}: {error}" for n, error in errors[:shown])
+    more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
+    return f"{len(errors)} of {items} {unit}s failed: {listed}{more}"
 
 
 class SinkRunner:
@@ -110,7 +127,9 @@ class SinkRunner:
                 except Closed:
                     break
                 self._deliver(payload)
-        except Exception:
+        except Stopped:
+            pass
+        except BaseException:  # not user code (that is caught per item): a fault of the runtime itself
             self.log.exception("sink stopped by an unexpected error")
         finally:
             self._close_generator()
@@ -121,24 +140,53 @@ class SinkRunner:
             self.done.set()
 
     def _deliver(self, payload: bytes) -> None:
+        """Call the sink on every item of one message, whatever each call raises; then ack the message."""
         self.received += 1
-        error = ""
+        errors: List[Tuple[int, str]] = []
         try:
-            for item in shape_items(payload, self.sym.data_type, self.sym.name):
-                self._call(item)
+            items = split_items(payload, self.sym.data_type, self.sym.name)
         except ConfigError as exc:
-            self.failed += 1
-            error = str(exc)
+            items = []
+            errors.append((0, str(exc)))
             self.log.error("message %d does not fit the sink: %s", self.received, exc)
-        except Exception as exc:
+        for n, item in enumerate(items, 1):
+            error = self._attempt(item)
+            if error:
+                errors.append((n, error))
+        if errors:
             self.failed += 1
-            error = f"{type(exc).__name__}: {exc}"
-            self.log.exception("sink failed on message %d", self.received)
         if self.require_ack:
-            try:
-                self.ack.send(ack_error(error) if error else ACK_OK)
-            except Exception:
-                self.log.exception("could not send the ack for message %d", self.received)
+            self._ack(_summary(errors, len(items), self._unit) if errors else "")
+
+    @property
+    def _unit(self) -> str:
+        kind = self.sym.data_type.kind if self.sym.data_type is not None else "any"
+        return {"list": "event", "bytes": "message", "str": "message", "any": "message"}.get(kind, "row")
+
+    def _attempt(self, item: Any) -> str:
+        """Convert and deliver one item; return the error text ('' when it succeeded). Raises only Stopped."""
+        t = self.sym.data_type
+        try:
+            if t is not None and t.kind not in ("bytes", "str", "any"):
+                item = coerce(item, t, symbol=self.sym.name, name="data")
+        except ConfigError as exc:
+            self.log.error("message %d: a %s does not fit the sink: %s", self.received, self._unit, exc)
+            return str(exc)
+        try:
+            self._call(item)
+            return ""
+        except BaseException as exc:  # user code may raise anything, SystemExit included: the sink goes on
+            if isinstance(exc, Stopped) and self.ctx.stopped:
+                raise
+            error = describe(exc)
+            self.log.exception("sink failed on message %d: %s", self.received, error)
+            return error
+
+    def _ack(self, error: str) -> None:
+        try:
+            self.ack.send(ack_error(error) if error else ACK_OK)
+        except BaseException:
+            self.log.exception("could not send the ack for message %d", self.received)
 
     def _await(self, value: Any) -> Any:
         if self._loop is not None and hasattr(value, "__await__"):
@@ -175,9 +223,9 @@ class SinkRunner:
             gen = self.sym.func(**kwargs)
             self._await(gen.asend(None) if self.sym.is_async else gen.send(None))
             self._gen = gen
-        except Exception:
+        except BaseException as exc:
             self._gen = None
-            if raise_errors:
+            if raise_errors or (isinstance(exc, Stopped) and self.ctx.stopped):
                 raise
             self.log.exception("sink setup failed; it will be tried again on the next message")
 
@@ -187,5 +235,5 @@ class SinkRunner:
             return
         try:
             self._await(gen.aclose()) if self.sym.is_async else gen.close()
-        except Exception:
+        except BaseException:  # whatever teardown raises, the sockets are still closed
             self.log.exception("sink teardown failed")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
+from ..codec import find_unencodable
 from ..context import Context, Row, Stopped
 from ..model import SymbolModel
 from ..protocol import encode_row
 from ..transport import Closed, Socket, Timeout
+from .failure import describe
 
 __all__ = ["SourceRunner"]
 
@@ -25,6 +27,7 @@ class SourceRunner:
         self.sym, self.kwargs, self.ctx, self.sock, self.log = sym, kwargs, ctx, sock, log
         self.sock.send_timeout = SEND_SLICE
         self.rows = 0
+        self.skipped = 0
         self.done = threading.Event()
         self._loop: Any = None  # the asyncio loop and task of an async generator (asyncio loads lazily)
         self._task: Any = None
@@ -65,9 +68,10 @@ class SourceRunner:
                 self.log.info("source finished after %d rows", self.rows)
         except Stopped:
             pass
-        except Exception as exc:
-            self.log.exception("source failed after %d rows", self.rows)
-            self._surface(f"source '{self.sym.name}' failed: {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this source ends, the process not
+            error = describe(exc)
+            self.log.exception("source failed after %d rows: %s", self.rows, error)
+            self._surface(f"source '{self.sym.name}' failed: {error}")
         finally:
             self.sock.close()
             self.done.set()
@@ -116,22 +120,49 @@ class SourceRunner:
                 await aclose()
 
     def _emit(self, item: Any) -> None:
-        if isinstance(item, Row):
-            self._send(encode_row(item.data, item.meta))
+        if isinstance(item, Row) and isinstance(item.data, Mapping):
+            payload = self._encode(item.data, item.meta)
         elif isinstance(item, Mapping):
-            self._send(encode_row(item))
-        elif isinstance(item, (list, tuple)):
+            payload = self._encode(item, None)
+        elif isinstance(item, (list, tuple)) and not isinstance(item, Row):
             for sub in item:
                 self._emit(sub)
+            return
         elif item is None:
             return
         else:
-            msg = (f"source '{self.sym.name}' yielded a {type(item).__name__}: yield a dict, a list of dicts, "
-                   "or Row(dict, meta=...)")
+            what = f"a Row whose data is a {type(item.data).__name__}" if isinstance(item, Row) \
+                else f"a {type(item).__name__}"
+            msg = f"source '{self.sym.name}' yielded {what}: yield a dict, a list of dicts, or Row(dict, meta=...)"
             self.log.error("%s", msg)
             self._surface(msg)
             return
+        if payload is None:
+            return
+        self._send(payload)
         self.rows += 1
+
+    def _encode(self, data: Mapping[str, Any], meta: Any) -> Optional[bytes]:
+        """The row's message, or None when JSON cannot hold it: then the row is skipped, with one log line
+        naming where and what, and eKuiper is told (the rule counts it as an error); the source goes on."""
+        if meta is not None and not isinstance(meta, Mapping):
+            self._skip("meta", f"a {type(meta).__name__}", "Row meta must be a dict")
+            return None
+        try:
+            return encode_row(data, meta)
+        except Stopped:
+            raise
+        except BaseException as exc:
+            found = find_unencodable(data, "row") or (find_unencodable(meta, "meta") if meta is not None else None)
+            where, what = found if found else ("row", f"a value whose encoding raised {describe(exc)}")
+        self._skip(where, f"{what}, which JSON cannot hold", "convert it (for example with str()) first")
+        return None
+
+    def _skip(self, where: str, what: str, hint: str) -> None:
+        msg = f"source '{self.sym.name}' skipped a row: {where} is {what}; {hint}"
+        self.skipped += 1
+        self.log.error("%s", msg)
+        self._surface(msg)
 
     def _send(self, payload: bytes) -> None:
         stalled = False

@@ -21,15 +21,15 @@ plugin = Plugin(
 
 
 @plugin.source
-def pyjson(ctx: Context, interval: float = 0.2) -> Iterator[dict]:
+def pyjson(ctx: Context, period: float = 0.2) -> Iterator[dict]:
     """The python source will send json data.
 
     Args:
-        interval: Seconds to wait between two rows.
+        period: Seconds to wait between two rows.
     """
     while True:
         yield {"name": "pyjson", "value": 2021}
-        ctx.sleep(interval)
+        ctx.sleep(period)
 
 
 @plugin.sink(name="print", label={"en_US": "Print", "zh_CN": "打印日志"})

@@ -16,7 +16,7 @@ def test_revert_is_a_plain_function():
 
 def test_symbols_in_process(ekdsl_symbols):
     symbols = ekdsl_symbols(PLUGIN)
-    assert symbols.source("pyjson", {"interval": 0}).rows(2) == [{"name": "pyjson", "value": 2021}] * 2
+    assert symbols.source("pyjson", {"period": 0}).rows(2) == [{"name": "pyjson", "value": 2021}] * 2
     assert symbols.sink("print", {"requireAck": True}).send([{"name": "pyjson"}]) is None
     assert symbols.function("revert").exec("pyjson") == (True, "nosjyp")
 

@@ -44,11 +44,11 @@ DEFAULT_SENSORS = ("t1", "t2")
 DEFAULT_CHANNELS = (1, 2)
 
 
-@plugin.source(conf_keys={"fast": {"interval": 0.01, "mode": "burst"}, "one": {"count": 1}})
+@plugin.source(conf_keys={"fast": {"period": 0.01, "mode": "burst"}, "one": {"count": 1}})
 def readings(
     ctx: Context,
     datasource: str = "station-1",
-    interval: Annotated[float, Param(hint="Seconds between rows", label="Interval (s)")] = 1.0,
+    period: Annotated[float, Param(hint="Seconds between rows", label="Period (s)")] = 1.0,
     count: int = 0,
     mode: Literal["steady", "burst"] = "steady",
     unit: Unit = Unit.CELSIUS,
@@ -103,7 +103,7 @@ def readings(
             for row in rows:
                 yield Row(row, meta=meta)
         emitted += 1
-        ctx.sleep(interval)
+        ctx.sleep(period)
 
 
 @plugin.sink(hints={"path": "File the rows are appended to, one JSON object per line"})

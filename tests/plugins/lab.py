@@ -21,27 +21,27 @@ def _append(path: str, value: Any) -> None:
 
 
 @plugin.source
-def ticker(ctx: Context, datasource: str = "", interval: float = 0.01, count: int = 0, marker: str = "",
+def ticker(ctx: Context, datasource: str = "", period: float = 0.01, count: int = 0, marker: str = "",
            label: str = "") -> Iterator[dict]:
     try:
         n = 0
         while count == 0 or n < count:
             yield {"i": n, "ds": datasource, "label": label, "rule": ctx.rule_id}
             n += 1
-            ctx.sleep(interval)
+            ctx.sleep(period)
     finally:
         if marker:
             Path(marker).write_text("closed")
 
 
 @plugin.source
-async def aticker(interval: float = 0.01, marker: str = "") -> AsyncIterator[dict]:
+async def aticker(period: float = 0.01, marker: str = "") -> AsyncIterator[dict]:
     try:
         n = 0
         while True:
             yield {"i": n}
             n += 1
-            await asyncio.sleep(interval)
+            await asyncio.sleep(period)
     finally:
         if marker:
             Path(marker).write_text("closed")
