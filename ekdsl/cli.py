@@ -17,24 +17,29 @@ _DEV_MODES = ("source", "sink", "function", "serve")  # the modes of 'dev' (ekds
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .metadata import EXECUTABLE
     from .package import diff_export, export
     from .plugin import load_target
     from .wheels import read_wheel
 
     model = load_target(args.target).model()
     wheels = [read_wheel(path) for path in args.wheel]
+    executable = args.executable or EXECUTABLE
     if args.check:
-        report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels)
+        report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels,
+                             executable=executable)
         if report:
             print("\n".join(report))
             flags = "".join(f" {flag}" for flag, on in (("--zip", args.zip), ("--no-vendor", args.no_vendor)) if on)
             flags += "".join(f" --wheel {w}" for w in args.wheel)
+            flags += f" --executable {executable}" if args.executable else ""
             print(f"ekdsl: export of '{model.name}' in {args.output} is out of date: "
                   f"run 'python -m ekdsl export {args.target} -o {args.output}{flags}'", file=sys.stderr)
             return 1
         print(f"{model.name}: export in {args.output} is up to date")
         return 0
-    result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels)
+    result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels,
+                    executable=executable)
     counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in ("source", "sink", "function"))
     print(f"exported plugin '{model.name}' {model.version} ({counts}) to {result.directory}")
     for wheel in wheels:
@@ -90,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wheel", action="append", default=[], metavar="WHL",
                    help="carry this wheel's library in the package (repeatable), e.g. orjson for the "
                         "platform eKuiper runs on")
+    p.add_argument("--executable", metavar="NAME",
+                   help="file name of the script eKuiper launches (default: main.py), e.g. <plugin>.py as the "
+                        "official SDK's plugins name it")
     p.set_defaults(handler=_export)
 
     p = sub.add_parser("check", help="run eKuiper's install checks and metadata lint on a package")

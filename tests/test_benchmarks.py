@@ -23,3 +23,24 @@ def test_benchmark_smoke_run(sdk_python, tmp_path):
     for result in medians.values():
         assert result["source_small"]["items"] > 0 and result["func_echo"]["p99_ms"] > 0
         assert result["handshake_ms"] > 0 and result["idle_rss_kib"] > 0
+
+
+def _e2e(*args: str, env_url: str = "") -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "EKDSL_EKUIPER_URL"}
+    if env_url:
+        env["EKDSL_EKUIPER_URL"] = env_url
+    return subprocess.run([sys.executable, "benchmarks/ekuiper_e2e.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_e2e_benchmark_help_and_argument_checks():
+    """The real-server benchmark needs a server; without one it only explains itself (never measured here)."""
+    proc = _e2e("--help")
+    assert proc.returncode == 0 and "--seconds" in proc.stdout and "EKDSL_EKUIPER_URL" in proc.stdout
+    proc = _e2e()
+    assert proc.returncode == 2 and "needs a running eKuiper: pass --url or set EKDSL_EKUIPER_URL" in proc.stderr
+    for bad in (["--seconds", "0"], ["--seconds", "x"], ["--runs", "0"]):
+        proc = _e2e(*bad, env_url="http://127.0.0.1:9")
+        assert proc.returncode == 2 and "usage:" in proc.stderr, (bad, proc.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import stat
 import zipfile
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from ekdsl import PackagingError, load_target
 from ekdsl.cli import main
+from ekdsl.host import Emulator
 from ekdsl.package import export, package_files, zip_bytes
 
 from .conftest import PYSAM, WEATHER
@@ -49,7 +51,7 @@ def test_main_script_names_the_target(tmp_path):
     files = package_files(model)
     script = files["main.py"][0].decode()
     assert script.startswith("#!/usr/bin/env python3\n")
-    assert "sys.exit(main('weather:plugin', sys.argv[1:]))" in script
+    assert "sys.exit(main('weather:plugin', sys.argv[1:], name='weather'))" in script
     assert "weather.py" in files
 
 
@@ -124,3 +126,58 @@ def test_module_named_main_collides(make_module):
                        "@plugin.function\ndef f(x: int) -> int:\n    return x\n", name="main")
     with pytest.raises(PackagingError, match=r"'main\.py' collides"):
         package_files(load_target(str(path)).model(), vendor=False)
+
+
+def test_executable_option_names_the_script(tmp_path):
+    """--executable: the plugin json and the script agree; the plugin's module moves aside when it would be shadowed."""
+    out = tmp_path / "out"
+    assert main(["export", str(PYSAM), "-o", str(out), "--zip", "--executable", "pysam.py"]) == 0
+    with zipfile.ZipFile(out / "pysam.zip") as zf:
+        names = zf.namelist()
+        meta = json.loads(zf.read("pysam.json"))
+        script = zf.read("pysam.py").decode()
+        modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
+    assert meta["executable"] == "pysam.py" and "main.py" not in names
+    assert modes["pysam.py"] == 0o100755 and modes["lib/pysam.py"] == 0o100644
+    assert "lib/" in names and names.index("lib/") < names.index("lib/pysam.py")
+    assert "sys.exit(main('pysam:plugin', sys.argv[1:]))" in script and "'lib'" in script
+    assert (out / "pysam" / "lib" / "pysam.py").read_bytes() == PYSAM.read_bytes()
+    with Emulator(str(out / "pysam.zip")) as emu:
+        assert emu.installed.executable.endswith("pysam/pysam.py")
+        assert emu.function("revert").exec("abc") == (True, "cba")
+
+
+def test_executable_option_other_name_keeps_the_layout(tmp_path):
+    model = load_target(str(WEATHER)).model()
+    default = package_files(model)
+    named = package_files(model, executable="station.py")
+    assert set(named) == set(default) - {"main.py"} | {"station.py"}
+    assert named["station.py"] == default["main.py"]
+    assert json.loads(named["weather.json"][0])["executable"] == "station.py"
+    assert package_files(model, executable="main.py") == default
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("../x.py", "is not a plain file name"),
+    ("sub/x.py", "is not a plain file name"),
+    (".hidden.py", "is not a plain file name"),
+    ("", "is not a plain file name"),
+    ("json.py", "would shadow the module 'json'"),
+    ("msgpack.py", "would shadow the module 'msgpack'"),
+    ("ekdsl.py", "would shadow the module 'ekdsl'"),
+    ("weather.json", "collides with a file of the package"),
+    ("typing_extensions.py", "would shadow the module 'typing_extensions'"),
+])
+def test_executable_option_refuses_bad_names(tmp_path, name, message):
+    model = load_target(str(WEATHER)).model()
+    with pytest.raises(PackagingError, match=message):
+        export(model, str(tmp_path), executable=name)
+    assert not (tmp_path / "weather").exists()
+
+
+def test_executable_option_in_check_mode(tmp_path, capsys):
+    out = str(tmp_path)
+    assert main(["export", str(PYSAM), "-o", out, "--executable", "pysam.py"]) == 0
+    assert main(["export", str(PYSAM), "-o", out, "--executable", "pysam.py", "--check"]) == 0
+    assert main(["export", str(PYSAM), "-o", out, "--check"]) == 1
+    assert "missing: " in capsys.readouterr().out

@@ -29,7 +29,8 @@ _ELEMENT = {"array": "float", "list_int": "int", "list_string": "string", "list_
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="TARGET", help="a package (.zip or folder) or a module, module:attr or .py file")
     p.add_argument("--python", help="the python eKuiper would run (default: this one)")
-    p.add_argument("--init-timeout", type=float, default=30.0, help="seconds to wait for the handshake")
+    p.add_argument("--init-timeout", type=float, default=60.0,
+                   help="seconds to wait for the handshake (eKuiper's initTimeout)")
     p.add_argument("--socket-dir", help="where the .ipc files go (default: a private folder for ekdsl "
                                         "plugins, /tmp for others, which hard-code it)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the plugin's own output live")

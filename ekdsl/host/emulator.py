@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from ..checks import package_name
 from ..errors import PackagingError
 from ..transport import Timeout
-from .host import FunctionHandle, Host, SinkHandle, SourceHandle
+from .host import INIT_TIMEOUT, FunctionHandle, Handle, Host, SinkHandle, SourceHandle
 from .install import Installed, install, load_source_config, source_props
 from .planner import RateLimitedSource, plan_sink, plan_source
 
@@ -32,7 +32,7 @@ class Emulator:
     """
 
     def __init__(self, target: str, *, python: Optional[str] = None, socket_dir: Optional[str] = None,
-                 init_timeout: float = 30.0, name: Optional[str] = None) -> None:
+                 init_timeout: float = INIT_TIMEOUT, name: Optional[str] = None) -> None:
         self.target = target
         self.root = tempfile.mkdtemp(prefix="ekdsl-emu-")
         self.findings: List[str] = []
@@ -133,6 +133,14 @@ class Emulator:
             self.host.stop_sink(handle)
         else:
             self.host.stop_source(handle.handle if isinstance(handle, RateLimitedSource) else handle)
+
+    def restart(self, handle: Union[Handle, RateLimitedSource], *, late_stop: bool = False,
+                config: Optional[Mapping[str, Any]] = None) -> Handle:
+        """Restart a rule's source or sink; ``late_stop`` sends the old run's stop after the new start, as a
+        quick rule restart in eKuiper can (see :meth:`Host.restart`)."""
+        if isinstance(handle, RateLimitedSource):
+            handle = handle.handle
+        return self.host.restart(handle, late_stop=late_stop, config=config)
 
     def function(self, symbol: str) -> FunctionHandle:
         self._known("functions", symbol)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..protocol import Control, Meta, aggregate_args, func_context, require_ack, sink_payload
 from ..transport import Timeout
 from .channels import CommandError, ControlChannel, FunctionChannel, HostError, SinkChannel, SourceChannel
 from .process import PluginProcess
 
-__all__ = ["ALWAYS_SET_SOURCE_KEYS", "FunctionHandle", "Host", "SinkHandle", "SourceHandle", "source_config"]
+__all__ = ["ALWAYS_SET_SOURCE_KEYS", "INIT_TIMEOUT", "FunctionHandle", "Host", "SinkHandle", "SourceHandle",
+           "source_config"]
+
+INIT_TIMEOUT = 60.0  # eKuiper's shipped portable.initTimeout: the handshake must come within it
 
 ALWAYS_SET_SOURCE_KEYS: Dict[str, Any] = {
     "datasource": "", "delimiter": "", "format": "json", "key": "", "retainSize": 0, "schemaId": "",
@@ -108,12 +111,15 @@ class FunctionHandle:
         return self.channel.call("Exec", [*args, func_context(rule, op, instance, func_id)], timeout)
 
 
+Handle = Union[SourceHandle, SinkHandle]
+
+
 class Host:
     """eKuiper's side for one plugin: control channel, process, and the symbols' sockets."""
 
     def __init__(self, name: str, executable: str, *, language: str = "python", python: Optional[str] = None,
                  socket_dir: Optional[str] = None, env: Optional[Dict[str, str]] = None,
-                 init_timeout: float = 30.0) -> None:
+                 init_timeout: float = INIT_TIMEOUT, wrapper: Sequence[str] = ()) -> None:
         self.name = name
         self.executable = executable
         self.language = language
@@ -123,6 +129,7 @@ class Host:
         if socket_dir:
             self.env["EKDSL_SOCKET_DIR"] = socket_dir
         self.init_timeout = init_timeout
+        self.wrapper = tuple(wrapper)
         self.control: Optional[ControlChannel] = None
         self.process: Optional[PluginProcess] = None
         self.handshake_ms = 0.0
@@ -139,7 +146,7 @@ class Host:
         """Listen on the control socket, spawn the process, wait for its handshake."""
         if self.control is None:
             self.control = ControlChannel(self.name, self.socket_dir)
-        self.process = PluginProcess(self.executable, self.language, self.python, self.env)
+        self.process = PluginProcess(self.executable, self.language, self.python, self.env, self.wrapper)
         try:
             self._await_handshake(self.process)
         except Timeout:
@@ -215,6 +222,32 @@ class Host:
         handle.channel.close()
         self._cmd("stop", handle.control)
         self._discard(handle)
+
+    def restart(self, handle: Handle, *, late_stop: bool = False,
+                config: Optional[Mapping[str, Any]] = None) -> Handle:
+        """Restart a rule's source or sink as eKuiper does; return the new run's handle.
+
+        The old run's sockets are closed first, then the new run's are opened and its ``start`` (with
+        ``config``, or the same config) is sent. Its ``stop`` goes before that start, or, with ``late_stop``,
+        after it: on a quick restart eKuiper's old source notices the cancellation only when its receive
+        returns, so the new start can reach the plugin first (PROTOCOL §15).
+        """
+        old = handle.control
+        handle.channel.close()
+        if not late_stop:
+            self._cmd("stop", old)
+        self._discard(handle)
+        conf = dict(old.config if config is None else config)
+        new: Handle
+        if isinstance(handle, SinkHandle):
+            new = self.start_sink(old.symbol_name, conf, rule=old.meta.rule_id, op=old.meta.op_id,
+                                  instance=old.meta.instance_id)
+        else:
+            new = self.start_source(old.symbol_name, conf, rule=old.meta.rule_id, op=old.meta.op_id,
+                                    instance=old.meta.instance_id)
+        if late_stop:
+            self._cmd("stop", old)
+        return new
 
     def function(self, symbol: str) -> FunctionHandle:
         """Listen on the function socket and send the function start (no rule context).

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, TextIO
+from typing import Dict, List, Optional, Sequence, TextIO
 
 from .channels import HostError
 
@@ -18,10 +18,14 @@ LAUNCH_ARG = '{"sendTimeout":1000}'  # hard-coded by eKuiper (PortbleConf), what
 
 
 class PluginProcess:
-    """A plugin process: ``python -u <exe> '{"sendTimeout":1000}'`` (or ``<exe> ...`` for Go), cwd = its folder."""
+    """A plugin process: ``python -u <exe> '{"sendTimeout":1000}'`` (or ``<exe> ...`` for Go), cwd = its folder.
+
+    ``wrapper`` is put before that command line, as eKuiper puts ``conda run -n <env>`` before it: the
+    plugin's parent is then the wrapper, not the host.
+    """
 
     def __init__(self, executable: str, language: str = "python", python: Optional[str] = None,
-                 env: Optional[Dict[str, str]] = None) -> None:
+                 env: Optional[Dict[str, str]] = None, wrapper: Sequence[str] = ()) -> None:
         exe = os.path.abspath(executable)
         if language == "python":
             argv = [python or sys.executable, "-u", exe, LAUNCH_ARG]
@@ -29,6 +33,7 @@ class PluginProcess:
             argv = [exe, LAUNCH_ARG]
         else:
             raise ValueError(f"unsupported language: {language}")
+        argv = [*wrapper, *argv]
         self.argv = argv
         self.lines: List[str] = []
         self.echo: Optional[TextIO] = None  # also copy each line here, prefixed "plugin | "

@@ -1,4 +1,10 @@
-"""The plugin process: the control loop, and the registry of running symbol instances."""
+"""The plugin process: the control loop, and the registry of running symbol instances.
+
+The control loop runs on its own thread and never runs user code: the user's module is imported on the
+calling thread (after the handshake when the plugin's name is known beforehand), property conversion
+(which may call a dataclass's ``__post_init__``) runs on a helper thread within :data:`START_BUDGET`, and
+sources, sinks and functions run on their own threads.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ import logging
 import os
 import signal
 import threading
-from typing import Any, Dict, Optional, Union
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from ..errors import EkdslError, ProtocolError, TransportError
 from ..model import PluginModel, SymbolModel
@@ -21,7 +28,7 @@ from ..protocol import (
     func_url,
     require_ack,
 )
-from ..transport import open_socket
+from ..transport import Socket, open_socket
 from .answer import answer_loop
 from .binding import bind_config, make_context
 from .function import FunctionHandler, FunctionService
@@ -29,27 +36,80 @@ from .logs import instance_logger
 from .sink import SinkRunner
 from .source import SourceRunner
 
-__all__ = ["PluginServer"]
+__all__ = ["LOAD_WAIT", "RESTART_WINDOW", "START_BUDGET", "STOP_GRACE", "PluginServer", "StartError"]
 
-TICK = 1.0  # the control loop looks at its parent and at shutdown requests this often
+TICK = 1.0  # the control loop looks at eKuiper (parent, control connection) and at shutdown requests this often
+START_BUDGET = 2.0  # seconds a start may spend converting properties (user code) before it is answered an error
+STOP_GRACE = 1.0  # seconds a stopping instance gets to finish; at shutdown, all of them together
+RESTART_WINDOW = 10.0  # a late stop of a rule's previous run is recognised for this long after its restart
+LOAD_WAIT = 60.0  # a start waits this long for the user's module to finish importing (eKuiper's initTimeout)
 _KINDS = {"source": "source", "sink": "sink", "func": "function"}
 Runner = Union[SourceRunner, SinkRunner]
+Clock = Callable[[], float]
+
+
+class StartError(EkdslError):
+    """A start command that cannot be carried out; its text is the reply eKuiper shows on the rule."""
+
+
+class _Instance(NamedTuple):
+    control: Control
+    runner: Runner
 
 
 class PluginServer:
-    """Answers eKuiper's control commands and owns every running instance."""
+    """Answers eKuiper's control commands and owns every running instance.
 
-    def __init__(self, model: PluginModel, log: Optional[logging.Logger] = None,
-                 socket_dir: Optional[str] = None) -> None:
-        self.model = model
+    Instances are identified by their rule, operator and instance number (``Meta``): that names their data
+    sockets and is eKuiper's own key for them. ``model`` may come later (:meth:`serve`'s ``load``); ``name``
+    is then the plugin's name, which names the control socket.
+    """
+
+    def __init__(self, model: Optional[PluginModel], log: Optional[logging.Logger] = None,
+                 socket_dir: Optional[str] = None, *, name: Optional[str] = None,
+                 start_budget: float = START_BUDGET, load_wait: float = LOAD_WAIT,
+                 clock: Clock = time.monotonic) -> None:
+        if model is None and not name:
+            raise ValueError("PluginServer needs a model or the plugin's name")
+        self.model: Optional[PluginModel] = model
+        self.name = model.name if model is not None else str(name)
         self.log = log or logging.getLogger("ekdsl")
         self.socket_dir = socket_dir
-        self.instances: Dict[str, Runner] = {}
+        self.start_budget = start_budget
+        self.load_wait = load_wait
+        self.clock = clock
+        self.instances: Dict[str, _Instance] = {}
         self.functions: Dict[str, FunctionService] = {}
+        self._late_stops: Dict[str, List[Tuple[Control, float]]] = {}  # previous runs' stops still to come
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
+        self._wake = threading.Event()  # the serving thread looks up: shutdown requested, or the control loop ended
+        self._ready = threading.Event()  # the model is there, or load_error says why it never will be
+        self.load_error: Optional[str] = None
+        if model is not None:
+            self._ready.set()
 
-    # ---- commands (pure dispatch over the model; sockets opened by the runners' factories)
+    # ---- the user's module
+
+    def loaded(self, model: PluginModel) -> None:
+        """The module is imported: serve its symbols."""
+        self.model = model
+        self._ready.set()
+
+    def load_failed(self, message: str) -> None:
+        """The module cannot be imported: every start is answered ``message``; the process stays up."""
+        self.load_error = message
+        self._ready.set()
+
+    def _loaded_model(self) -> PluginModel:
+        if not self._ready.wait(self.load_wait):
+            raise StartError(f"plugin '{self.name}' is still importing its module after {self.load_wait:g} s; "
+                             "start the rule again when it is done (see the plugin's log)")
+        if self.model is None:
+            raise StartError(self.load_error or f"plugin '{self.name}' has no module loaded")
+        return self.model
+
+    # ---- commands (dispatch over the model; sockets opened by the runners' factories)
 
     def handle(self, payload: bytes) -> bytes:
         """Answer one control message: ``ok`` or an error text. Never raises."""
@@ -75,28 +135,61 @@ class PluginServer:
             self.log.exception("cannot start %s %s", ctrl.plugin_type, ctrl.key)
             return error_reply(f"{type(exc).__name__}: {exc}")
 
-    def _symbol(self, ctrl: Control) -> SymbolModel:
+    def _symbol(self, model: PluginModel, ctrl: Control) -> SymbolModel:
         kind = _KINDS[ctrl.plugin_type]
-        sym = self.model.get(kind, ctrl.symbol_name)
+        sym = model.get(kind, ctrl.symbol_name)
         if sym is None:
-            have = ", ".join(s.name for s in self.model.of_kind(kind)) or "none"
+            have = ", ".join(s.name for s in model.of_kind(kind)) or "none"
             raise ProtocolError(f"symbol not found: {kind} '{ctrl.symbol_name}' is not in plugin "
-                                f"'{self.model.name}' (its {kind}s: {have})")
+                                f"'{model.name}' (its {kind}s: {have})")
         return sym
 
+    def _bind(self, sym: SymbolModel, ctrl: Control, log: logging.Logger) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        """:func:`bind_config` on a helper thread: it may run user code (``__post_init__``, converters),
+        which must neither block the control loop nor end the process."""
+        result: List[Any] = []
+
+        def work() -> None:
+            try:
+                result.append(bind_config(sym, ctrl, log))
+            except BaseException as exc:  # SystemExit and KeyboardInterrupt too: they belong to this start
+                result.append(exc)
+
+        helper = threading.Thread(target=work, name=f"bind:{sym.name}:{ctrl.key}", daemon=True)
+        helper.start()
+        helper.join(self.start_budget)
+        if not result:
+            log.warning("converting the properties is still running after %gs; the start is abandoned",
+                        self.start_budget)
+            raise StartError(f"{sym.kind} '{sym.name}': converting its properties took longer than "
+                             f"{self.start_budget:g} s (a blocking __post_init__ or converter?); the start is "
+                             "abandoned")
+        outcome = result[0]
+        if isinstance(outcome, EkdslError):
+            raise outcome
+        if isinstance(outcome, BaseException):
+            log.error("converting the properties raised", exc_info=outcome)
+            raise StartError(f"{sym.kind} '{sym.name}': converting its properties raised "
+                             f"{type(outcome).__name__}: {outcome}")
+        kwargs, config = outcome
+        return kwargs, config
+
     def start_instance(self, ctrl: Control) -> None:
-        sym = self._symbol(ctrl)
+        sym = self._symbol(self._loaded_model(), ctrl)
         if sym.kind == "function":
             self.start_functions()
             return
-        with self._lock:
-            old = self.instances.pop(ctrl.key, None)
-        if old is not None:
-            self.log.info("restarting %s", ctrl.key)
-            old.stop()
         log = instance_logger(sym.name, sym.kind, ctrl.meta)
-        kwargs, config = bind_config(sym, ctrl, log)
-        ctx = make_context(self.model.name, sym, ctrl, config, log)
+        kwargs, config = self._bind(sym, ctrl, log)
+        key = ctrl.meta.key
+        with self._lock:
+            old = self.instances.pop(key, None)
+            if old is not None:  # a restart whose stop comes after this start: that stop is the old run's
+                self._late_stops.setdefault(key, []).append((old.control, self.clock() + RESTART_WINDOW))
+        if old is not None:
+            log.info("started again while running (a rule restart); the previous run's stop will be ignored")
+            old.runner.stop(wait=STOP_GRACE)
+        ctx = make_context(self.name, sym, ctrl, config, log)
         runner: Runner
         if sym.kind == "source":
             sock = open_socket("push", data_url(ctrl.meta, self.socket_dir), attempts=50, interval=0.1)
@@ -111,76 +204,142 @@ class PluginServer:
                 raise
             runner = SinkRunner(sym, kwargs, ctx, data, ack, require_ack(config), log)
         with self._lock:
-            self.instances[ctrl.key] = runner
+            self.instances[key] = _Instance(ctrl, runner)
         runner.start()
         log.info("started")
 
     def start_functions(self) -> None:
         """Serve every declared function (eKuiper replays only the last function start after a restart)."""
+        model = self._loaded_model()
         with self._lock:
-            for sym in self.model.functions:
+            for sym in model.functions:
                 if sym.name in self.functions:
                     continue
                 log = instance_logger(sym.name, "function")
                 sock = open_socket("req", func_url(sym.name, self.socket_dir), block=False)
-                service = FunctionService(FunctionHandler(self.model.name, sym, log), sock, log)
+                service = FunctionService(FunctionHandler(self.name, sym, log), sock, log)
                 self.functions[sym.name] = service
                 service.start()
 
     def stop_instance(self, ctrl: Control) -> None:
-        """Stop an instance; unknown keys and functions are fine (stop is idempotent)."""
+        """Stop the run ``ctrl`` started. A stop of a run that was already replaced (its rule restarted and
+        the new start came first), of an unknown instance, or of a function changes nothing."""
+        key = ctrl.meta.key
         with self._lock:
-            runner = self.instances.pop(ctrl.key, None)
-        if runner is None:
-            self.log.debug("stop of %s: not running", ctrl.key)
-            return
-        runner.stop()
-        runner.ctx.logger.info("stopped")
+            if self._take_late_stop(key, ctrl):
+                self.log.info("stop of %s: its rule already started again; the new run goes on", ctrl.key)
+                return
+            inst = self.instances.get(key)
+            if inst is None or inst.control != ctrl:
+                self.log.debug("stop of %s: not running", ctrl.key)
+                return
+            del self.instances[key]
+        inst.runner.stop(wait=STOP_GRACE)
+        inst.runner.ctx.logger.info("stopped")
 
-    def stop_all(self) -> None:
+    def _take_late_stop(self, key: str, ctrl: Control) -> bool:
+        pending = self._late_stops.get(key)
+        if not pending:
+            return False
+        now = self.clock()
+        pending[:] = [(c, until) for c, until in pending if until > now]
+        match = next((i for i, (c, _) in enumerate(pending) if c == ctrl), None)
+        if match is not None:
+            del pending[match]
+        if not pending:
+            del self._late_stops[key]
+        return match is not None
+
+    def stop_all(self, grace: float = STOP_GRACE) -> None:
+        """Stop every instance and function at once; return within about ``grace`` seconds."""
         with self._lock:
-            runners = list(self.instances.values())
+            runners = [i.runner for i in self.instances.values()]
             services = list(self.functions.values())
             self.instances.clear()
             self.functions.clear()
-        for r in runners:
-            r.stop(wait=1.0)
-        for s in services:
-            s.stop()
+            self._late_stops.clear()
+        stoppers = [threading.Thread(target=r.stop, args=(grace,), daemon=True, name="stop") for r in runners]
+        stoppers += [threading.Thread(target=s.stop, args=(grace,), daemon=True, name="stop") for s in services]
+        for t in stoppers:
+            t.start()
+        deadline = time.monotonic() + grace + 0.5
+        for t in stoppers:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     # ---- the control loop
 
     def request_shutdown(self, *_: Any) -> None:
         self._shutdown.set()
+        self._wake.set()
 
-    def serve(self, watch_parent: bool = True) -> int:
-        """Connect to eKuiper and answer commands until shutdown; return the exit code."""
-        url = control_url(self.model.name, self.socket_dir)
+    def serve(self, watch_parent: bool = True, load: Optional[Callable[[], PluginModel]] = None) -> int:
+        """Connect to eKuiper, send the handshake and answer commands on the control thread until shutdown
+        or eKuiper's end; return the exit code. ``load`` (the user's module) runs on this thread meanwhile."""
+        url = control_url(self.name, self.socket_dir)
         try:
-            sock = open_socket("req", url, attempts=51, interval=0.1)
+            sock = open_socket("req", url, attempts=51, interval=0.1, redial=False)
         except TransportError as exc:
             self.log.error("cannot reach eKuiper's control socket: %s", exc)
             return 1
-        parent = os.getppid()
-        try:
-            self._loop(sock, parent if watch_parent else None)
-        finally:
-            self.stop_all()
-            sock.close()
-        self.log.info("plugin %s exits", self.model.name)
+        parent = os.getppid() if watch_parent else None
+
+        def control() -> None:
+            try:
+                self._loop(sock, parent)
+            except Exception:
+                self.log.exception("the control loop failed")
+            finally:
+                self._wake.set()
+
+        thread = threading.Thread(target=control, name="ekdsl-control", daemon=True)
+        thread.start()
+        if load is not None:
+            self._load(load)
+        while not self._wake.wait(TICK):  # in slices: signal handlers run on this thread
+            pass
+        self._shutdown.set()
+        if sock.interruptible:
+            sock.close()  # ends a receive at once; pynng's cannot be closed under a waiting thread
+        thread.join(TICK + 1.0)
+        self.stop_all()
+        sock.close()
+        self.log.info("plugin %s exits", self.name)
         return 0
 
-    def _loop(self, sock: Any, parent: Optional[int]) -> None:
+    def _load(self, load: Callable[[], PluginModel]) -> None:
+        try:
+            model = load()
+        except BaseException as exc:  # an import that raises or exits must not end the plugin: say why
+            if isinstance(exc, KeyboardInterrupt):
+                self._shutdown.set()
+            detail = str(exc) if isinstance(exc, EkdslError) else \
+                f"its module raised {type(exc).__name__}: {exc}"
+            self.load_failed(f"plugin '{self.name}': {detail}")
+            self.log.error("%s; every start will be answered with this error", self.load_error, exc_info=exc)
+            return
+        if model.name != self.name:
+            self.load_failed(f"the module defines plugin '{model.name}', but it was installed as "
+                             f"'{self.name}': export it again")
+            self.log.error("%s", self.load_error)
+            return
+        self.loaded(model)
+
+    def _loop(self, sock: Socket, parent: Optional[int]) -> None:
         sock.recv_timeout = TICK
         sock.send_timeout = TICK
 
-        def parent_gone() -> bool:
+        def ekuiper_gone() -> bool:
+            if sock.lost:
+                return True
             if parent is not None and os.getppid() != parent:
                 self.log.warning("eKuiper (pid %d) is gone; exiting", parent)
                 return True
             return False
 
-        answer_loop(sock, self.handle, self._shutdown.is_set, parent_gone)
+        answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone)
+        if sock.lost and not self._shutdown.is_set():
+            self.log.warning("eKuiper's control connection is gone (eKuiper never closes it while it runs); "
+                             "exiting")
 
 
 def install_signal_handlers(server: PluginServer) -> None:

@@ -47,6 +47,7 @@ class Socket:
     """
 
     interruptible = False
+    lost = False  # a socket opened with ``redial=False`` lost its peer; it never connects again
 
     def __init__(self, kind: str, url: str) -> None:
         self.kind = kind
@@ -108,11 +109,14 @@ def open_socket(
     send_timeout: Optional[float] = None,
     recv_timeout: Optional[float] = None,
     impl: Optional[str] = None,
+    redial: bool = True,
 ) -> Socket:
     """Open a ``kind`` socket and dial (or, with ``listen``, listen on) ``url``.
 
     A blocking dial or a listen is tried ``attempts`` times, ``interval`` seconds apart; a
     non-blocking dial (``block=False``) returns at once and connects (and reconnects) in the background.
+    With ``redial=False`` a dialled socket keeps its first peer only: when that connection ends it sets
+    ``lost`` and never connects again (its sends and receives then fail or time out).
     """
     if kind not in _KINDS:
         raise ValueError(f"unknown socket kind {kind!r}")
@@ -120,11 +124,13 @@ def open_socket(
     if impl == "native" and (kind, listen) in _NATIVE:
         from .native import open_native
 
-        sock: Socket = open_native(kind, url, listen=listen, block=block, attempts=attempts, interval=interval)
+        sock: Socket = open_native(kind, url, listen=listen, block=block, attempts=attempts, interval=interval,
+                                   redial=redial)
     else:
         from .nng import open_nng
 
-        sock = open_nng(kind, url, listen=listen, block=block, attempts=attempts, interval=interval)
+        sock = open_nng(kind, url, listen=listen, block=block, attempts=attempts, interval=interval,
+                        redial=redial)
     sock.send_timeout = send_timeout
     sock.recv_timeout = recv_timeout
     return sock

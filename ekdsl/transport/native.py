@@ -207,6 +207,8 @@ class _Dialer(_Base):
     def __init__(self, kind: str, url: str) -> None:
         super().__init__(kind, url)
         self.conn: Optional[_Conn] = None
+        self.redial = True
+        self._dialled = False
         self._next_try = 0.0
         self._backoff = RECONNECT
 
@@ -220,6 +222,7 @@ class _Dialer(_Base):
             sock.close()
             raise
         self.conn = _Conn(sock)
+        self._dialled = True
         self._connected()
 
     def _connected(self) -> None:
@@ -229,6 +232,9 @@ class _Dialer(_Base):
         """A live connection, retrying every ``RECONNECT`` seconds until ``deadline`` (then Timeout)."""
         while self.conn is None:
             self._check_open()
+            if self._dialled and not self.redial:
+                self.lost = True
+                raise Closed(f"the peer of {self.url} went away", self.url)
             now = time.monotonic()
             if now >= self._next_try:
                 try:
@@ -257,6 +263,8 @@ class _Dialer(_Base):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+            if not self.redial and not self._closed:
+                self.lost = True
 
     def _release(self) -> None:
         self._drop()
@@ -498,7 +506,8 @@ def _remove_stale(path: str) -> None:
     raise OSError(errno.EADDRINUSE, "Address in use")
 
 
-def open_native(kind: str, url: str, *, listen: bool, block: bool, attempts: int, interval: float) -> Socket:
+def open_native(kind: str, url: str, *, listen: bool, block: bool, attempts: int, interval: float,
+                redial: bool = True) -> Socket:
     sock: _Base
     if kind == "pull" and listen:
         sock = PullSocket(kind, url)
@@ -508,6 +517,8 @@ def open_native(kind: str, url: str, *, listen: bool, block: bool, attempts: int
         sock = ReqSocket(kind, url)
     else:
         raise TransportError(f"the native transport has no {'listening' if listen else 'dialling'} {kind}")
+    if isinstance(sock, _Dialer):
+        sock.redial = redial
     if not block and not listen:
         return sock
     last: Optional[BaseException] = None

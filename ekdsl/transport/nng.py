@@ -6,7 +6,7 @@ import contextlib
 import os
 import stat
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, List, Optional
 
 from ..errors import TransportError
 from . import BadState, Closed, Socket, Timeout
@@ -78,11 +78,32 @@ def _new(kind: str) -> Any:
     return sock
 
 
-def open_nng(kind: str, url: str, *, listen: bool, block: bool, attempts: int, interval: float) -> NngSocket:
+def _first_peer_only(sock: NngSocket) -> None:
+    """Refuse every connection after the first; set ``sock.lost`` when the first one ends."""
+    first: List[int] = []
+
+    def pre_add(pipe: Any) -> None:
+        if first:
+            pipe.close()  # closed before it is added: no message ever reaches a second peer
+        else:
+            first.append(pipe.id)
+
+    def removed(pipe: Any) -> None:
+        if first and pipe.id == first[0]:
+            sock.lost = True
+
+    sock._sock.add_pre_pipe_connect_cb(pre_add)
+    sock._sock.add_post_pipe_remove_cb(removed)
+
+
+def open_nng(kind: str, url: str, *, listen: bool, block: bool, attempts: int, interval: float,
+             redial: bool = True) -> NngSocket:
     import pynng
 
     raw = _new(kind)
     sock = NngSocket(kind, url, raw)
+    if not redial and not listen:
+        _first_peer_only(sock)
     last: Optional[Exception] = None
     for _ in range(max(1, attempts)):
         try:

@@ -1,0 +1,243 @@
+"""ekdsl vs the official Python SDK through a real eKuiper server: rows/s and eKuiper's own latency metrics.
+
+    EKDSL_EKUIPER_URL=http://127.0.0.1:9081 python benchmarks/ekuiper_e2e.py
+    python benchmarks/ekuiper_e2e.py --url http://127.0.0.1:9081 --seconds 5 --runs 3 --json out.json
+
+The same minimal plugin in both (``plugins/benchek.py`` and ``plugins/benchsdk/``), installed side by side on
+the same server under names unique to the run, drives the same rules (each run of a rule alternates between
+the two plugins, so that both see the same machine load):
+
+* plugin source -> ``SELECT *`` -> built-in ``nop`` sink;
+* built-in ``simulator`` source (one row per 1 µs tick) -> plugin function -> ``nop``;
+* ``simulator`` -> ``SELECT *`` -> plugin sink, without and with ``requireAck``.
+
+Rows/s is the growth of the rule's ``records_out`` metric at its last node over ``--seconds``; the latencies
+are eKuiper's ``process_latency_us`` of the node that runs plugin code (median of samples taken every
+0.25 s). The server runs the plugins with its ``portable.pythonBin``, which needs the SDK (``pip install
+ekuiper==2.4.2``) for the SDK plugin; ekdsl is carried in its zip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+URL_ENV = "EKDSL_EKUIPER_URL"
+
+# (key, title, stream kind, select, sink kind, sink props, node whose latency is eKuiper's cost of plugin code)
+SCENARIOS: List[Tuple[str, str, str, str, str, Dict[str, Any], str]] = [
+    ("source", "plugin source -> nop", "plugin", "*", "nop", {}, "source_"),
+    ("function", "simulator -> plugin function -> nop", "sim", "{echo}(value) AS v", "nop", {}, "op_2_project_"),
+    ("sink", "simulator -> plugin sink", "sim", "*", "plugin", {}, "sink_{snk}_"),
+    ("sink_ack", "simulator -> plugin sink, requireAck", "sim", "*", "plugin", {"requireAck": True}, "sink_{snk}_"),
+]
+
+
+class Rest:
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def call(self, method: str, path: str, body: Any = None, ok: Tuple[int, ...] = (200, 201)) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        text = raw.decode("utf-8", "replace")
+        if status not in ok:
+            raise SystemExit(f"ekuiper_e2e: {method} {path} -> {status} {text}")
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", default=os.environ.get(URL_ENV, ""), help=f"eKuiper's REST URL (default: ${URL_ENV})")
+    ap.add_argument("--seconds", type=positive, default=5.0, help="measuring time per rule (default 5)")
+    ap.add_argument("--runs", type=int, choices=range(1, 21), default=3, metavar="N",
+                    help="runs of every rule per plugin; medians are reported (default 3)")
+    ap.add_argument("--json", metavar="PATH", help="also write every sample and the medians to PATH")
+    args = ap.parse_args(argv)
+    if not args.url:
+        ap.error(f"needs a running eKuiper: pass --url or set {URL_ENV}")
+    return args
+
+
+def _replace_all(text: str, pairs: List[Tuple[str, str]]) -> str:
+    for old, new in pairs:
+        if old not in text:
+            raise SystemExit(f"ekuiper_e2e: cannot rename the benchmark plugin: {old!r} not found")
+        text = text.replace(old, new)
+    return text
+
+
+def build_ekdsl(name: str, work: Path) -> Path:
+    """benchek.py renamed to ``name``, its symbols to ``<name>src`` etc.; exported to a zip."""
+    text = _replace_all((HERE / "plugins" / "benchek.py").read_text(encoding="utf-8"), [
+        ('Plugin("benchek"', f'Plugin("{name}"'),
+        ("@plugin.source\n", f'@plugin.source(name="{name}src")\n'),
+        ("@plugin.sink\n", f'@plugin.sink(name="{name}snk")\n'),
+        ("@plugin.function\n", f'@plugin.function(name="{name}echo")\n'),
+        ("@plugin.function(aggregate=True)", f'@plugin.function(name="{name}agg", aggregate=True)'),
+    ])
+    src = work / f"{name}.py"
+    src.write_text(text, encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "ekdsl", "export", str(src), "-o", str(work), "--zip"], check=True,
+                   cwd=ROOT, stdout=subprocess.DEVNULL)
+    return work / f"{name}.zip"
+
+
+def build_sdk(name: str, work: Path) -> Path:
+    """The SDK plugin renamed likewise: ``<name>.json``, ``<name>.py``, ``sources/<name>src.yaml``."""
+    sys.path.insert(0, str(ROOT))
+    from ekdsl.package import FILE_MODE, zip_bytes
+
+    syms = {k: f"{name}{k}" for k in ("src", "snk", "echo", "agg")}
+    code = _replace_all((HERE / "plugins" / "benchsdk" / "benchsdk.py").read_text(encoding="utf-8"), [
+        ('PluginConfig("benchsdk", {"src"', f'PluginConfig("{name}", {{"{syms["src"]}"'),
+        ('{"snk"', f'{{"{syms["snk"]}"'),
+        ('{"echo": lambda: echo, "agg"', f'{{"{syms["echo"]}": lambda: echo, "{syms["agg"]}"'),
+    ])
+    meta = {"version": "1", "language": "python", "executable": f"{name}.py", "sources": [syms["src"]],
+            "sinks": [syms["snk"]], "functions": [syms["echo"], syms["agg"]]}
+    files = {f"{name}.json": (json.dumps(meta).encode(), FILE_MODE), f"{name}.py": (code.encode(), 0o755),
+             f"sources/{syms['src']}.yaml": (b"default: {}\n", FILE_MODE)}
+    path = work / f"{name}.zip"
+    path.write_bytes(zip_bytes(files))
+    return path
+
+
+def _median(values: List[float]) -> float:
+    return float(statistics.median(values)) if values else 0.0
+
+
+def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str) -> Dict[str, float]:
+    """Rows/s at the rule's last node and the median latency of the plugin's node, after a 1 s warm-up."""
+
+    def status() -> Dict[str, Any]:
+        s = rest.call("GET", f"/rules/{rule}/status")
+        if s.get("status") != "running":
+            raise SystemExit(f"ekuiper_e2e: rule {rule} is {s.get('status')}: {s.get('message')}")
+        return dict(s)
+
+    def out_total(s: Dict[str, Any]) -> float:
+        return float(sum(v for k, v in s.items() if k.startswith("sink_") and k.endswith("_records_out_total")))
+
+    time.sleep(1.0)
+    first, t0 = status(), time.monotonic()
+    lat: List[float] = []
+    while time.monotonic() - t0 < seconds:
+        time.sleep(0.25)
+        s = status()
+        lat += [float(v) for k, v in s.items() if k.startswith(latency_prefix) and k.endswith("_process_latency_us")]
+    last, elapsed = status(), time.monotonic() - t0
+    errors = float(sum(v for k, v in last.items() if k.endswith("_exceptions_total")))
+    return {"rows_per_s": (out_total(last) - out_total(first)) / elapsed, "latency_us": _median(lat),
+            "exceptions": errors}
+
+
+def run_rule(rest: Rest, name: str, key: str, run: int, args: argparse.Namespace, sim_key: str) -> Dict[str, float]:
+    """One measurement of scenario ``key`` with plugin ``name``; its stream and rule are deleted afterwards."""
+    _key, _title, stream_kind, select, sink_kind, props, lat = next(s for s in SCENARIOS if s[0] == key)
+    # new names per run: right after a delete, eKuiper may still hold the old rule's sockets
+    stream, rule = f"{name}_{key}_s{run}", f"{name}_{key}_r{run}"
+    typ = f'TYPE="{name}src"' if stream_kind == "plugin" else f'TYPE="simulator", CONF_KEY="{sim_key}"'
+    sink = {"nop": {}} if sink_kind == "nop" else {f"{name}snk": dict(props)}
+    rest.call("POST", "/streams", {"sql": f'CREATE STREAM {stream} () WITH ({typ}, FORMAT="JSON")'})
+    try:
+        rest.call("POST", "/rules", {"id": rule, "sql": f"SELECT {select.format(echo=name + 'echo')} FROM {stream}",
+                                     "actions": [sink]})
+        try:
+            return measure(rest, rule, args.seconds, lat.format(snk=name + "snk"))
+        finally:
+            rest.call("DELETE", f"/rules/{rule}", ok=(200, 400, 404))
+    finally:
+        rest.call("DELETE", f"/streams/{stream}", ok=(200, 400, 404))
+
+
+def run_all(rest: Rest, plugins: Dict[str, Tuple[str, Path]], args: argparse.Namespace, sim_key: str,
+            log: Callable[[str], None]) -> Dict[str, Dict[str, List[Dict[str, float]]]]:
+    """Every scenario, runs interleaved between the plugins so that both see the same machine load."""
+    samples: Dict[str, Dict[str, List[Dict[str, float]]]] = {impl: {} for impl in plugins}
+    installed: List[str] = []
+    try:
+        for name, zip_path in plugins.values():
+            rest.call("POST", "/plugins/portables", {"name": name, "file": f"file://{zip_path}"})
+            installed.append(name)
+        for key, *_rest in SCENARIOS:
+            for run in range(args.runs):
+                for impl, (name, _zip) in plugins.items():
+                    got = run_rule(rest, name, key, run, args, sim_key)
+                    log(f"{impl:6} {key:9} run {run + 1}: {got['rows_per_s']:10.0f} rows/s  "
+                        f"{got['latency_us']:8.0f} µs")
+                    samples[impl].setdefault(key, []).append(got)
+    finally:
+        for name in installed:
+            rest.call("DELETE", f"/plugins/portables/{name}", ok=(200, 400, 404))
+    return samples
+
+
+def table(medians: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
+    head = f"{'path':40} {'metric':16} {'ekdsl':>10} {'sdk':>10} {'ekdsl/sdk':>10}"
+    lines = [head, "-" * len(head)]
+    for key, title, *_rest in SCENARIOS:
+        for metric, label in (("rows_per_s", "rows/s"), ("latency_us", "latency µs")):
+            a, b = medians["ekdsl"][key][metric], medians["sdk"][key][metric]
+            ratio = f"{a / b:.2f}x" if b else "-"
+            lines.append(f"{title if metric == 'rows_per_s' else '':40} {label:16} {a:10.0f} {b:10.0f} {ratio:>10}")
+    return lines
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    rest = Rest(args.url)
+    about = rest.call("GET", "/")
+    tag = uuid.uuid4().hex[:6]
+    sim_key = f"bench{tag}"
+    rest.call("PUT", f"/metadata/sources/simulator/confKeys/{sim_key}",
+              {"interval": "1us", "loop": True, "data": [{"name": "bench", "value": 2021, "temp": 22.5}]})
+    try:
+        with tempfile.TemporaryDirectory(prefix="ek-e2e-") as tmp:
+            work = Path(tmp)
+            plugins = {"ekdsl": (f"bek{tag}", build_ekdsl(f"bek{tag}", work)),
+                       "sdk": (f"bsdk{tag}", build_sdk(f"bsdk{tag}", work))}
+            samples = run_all(rest, plugins, args, sim_key, lambda m: print(m, file=sys.stderr, flush=True))
+    finally:
+        rest.call("DELETE", f"/metadata/sources/simulator/confKeys/{sim_key}", ok=(200, 400, 404))
+    medians = {impl: {key: {m: _median([s[m] for s in runs]) for m in runs[0]} for key, runs in by_key.items()}
+               for impl, by_key in samples.items()}
+    print(f"eKuiper {about.get('version')} at {args.url}; {args.runs} runs of {args.seconds:g} s per rule; medians")
+    print("\n".join(table(medians)))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ekuiper": about, "seconds": args.seconds, "runs": args.runs,
+                                               "samples": samples, "medians": medians}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
