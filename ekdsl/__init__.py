@@ -14,6 +14,7 @@ from .decorators import Param, function, sink, source
 from .errors import (
     ConfigError,
     DefinitionError,
+    DeployError,
     EkdslError,
     LoadError,
     PackagingError,
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "Context",
     "DefinitionError",
+    "DeployError",
     "EkdslError",
     "LoadError",
     "PackagingError",

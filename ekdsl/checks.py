@@ -131,6 +131,9 @@ def check_package(path: str, name: Optional[str] = None) -> Report:
     if report.ok:
         _check_executable(entries, meta, name, report)
         _lint_metadata(entries, meta, report)
+        from .deploy.checks import check_install  # install.sh, requirements.txt, wheels/
+
+        check_install(entries, meta["executable"], report)
     report.info = meta
     return report
 

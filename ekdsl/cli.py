@@ -1,4 +1,4 @@
-"""``python -m ekdsl``: export, check, run and dev sub-commands.
+"""``python -m ekdsl``: export, check, run, dev and deploy sub-commands.
 
 Only this module turns :class:`~ekdsl.errors.EkdslError` into exit codes.
 """
@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-from .errors import EkdslError
+from .errors import EkdslError, UsageError
+
+if TYPE_CHECKING:
+    from .deploy.bundle import Bundle
+    from .model import PluginModel
 
 __all__ = ["main"]
 
@@ -25,9 +29,10 @@ def _export(args: argparse.Namespace) -> int:
     model = load_target(args.target).model()
     wheels = [read_wheel(path) for path in args.wheel]
     executable = args.executable or EXECUTABLE
+    bundle = _bundle(model, args)
     if args.check:
         report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels,
-                             executable=executable)
+                             bundle=bundle, executable=executable)
         if report:
             print("\n".join(report))
             flags = "".join(f" {flag}" for flag, on in (("--zip", args.zip), ("--no-vendor", args.no_vendor)) if on)
@@ -39,15 +44,45 @@ def _export(args: argparse.Namespace) -> int:
         print(f"{model.name}: export in {args.output} is up to date")
         return 0
     result = export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels,
-                    executable=executable)
+                    bundle=bundle, executable=executable)
     counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in ("source", "sink", "function"))
     print(f"exported plugin '{model.name}' {model.version} ({counts}) to {result.directory}")
     for wheel in wheels:
         where = "any platform" if wheel.pure else f"{wheel.tags} only"
         print(f"carries {wheel.dist} {wheel.version} ({len(wheel.files)} files) for {where}")
+    _print_requirements(model, bundle)
     if result.zip_path:
         print(f"zip: {result.zip_path}")
     return 0
+
+
+def _bundle(model: PluginModel, args: argparse.Namespace) -> Optional[Bundle]:
+    from .deploy.bundle import download
+    from .deploy.requirements import collect
+
+    if not args.vendor:
+        if args.platform or args.python_version or args.find_links or args.no_index:
+            raise UsageError("--platform, --python-version, --find-links and --no-index choose what --vendor "
+                             "downloads: add --vendor")
+        return None
+    return download(collect(model.requirements, model.module_file), args.platform, args.python_version,
+                    find_links=args.find_links, no_index=args.no_index)
+
+
+def _print_requirements(model: PluginModel, bundle: Optional[Bundle]) -> None:
+    from .deploy.requirements import collect
+
+    reqs = collect(model.requirements, model.module_file)
+    if not reqs:
+        return
+    where = f"conda environment '{model.conda_env}'" if model.conda_env else "the plugin's own .venv"
+    print(f"requirements: {', '.join(r.text for r in reqs)} (install.sh installs them into {where})")
+    if bundle is None:
+        print("install.sh downloads them from pip's index when eKuiper installs the plugin "
+              "(export with --vendor to carry the wheels instead)")
+        return
+    for platform, names in bundle.platforms.items():
+        print(f"wheels for {platform}, Python {bundle.python_version}: {', '.join(names)}")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -76,6 +111,12 @@ def _dev(args: argparse.Namespace) -> int:
     return run_dev(args)
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    from .deploy.cli import run as run_deploy
+
+    return run_deploy(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
@@ -98,6 +139,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--executable", metavar="NAME",
                    help="file name of the script eKuiper launches (default: main.py), e.g. <plugin>.py as the "
                         "official SDK's plugins name it")
+    p.add_argument("--vendor", action="store_true",
+                   help="download the wheels of the plugin's requirements into the package, for an install "
+                        "without network")
+    p.add_argument("--platform", action="append", default=[], metavar="TAG",
+                   help="with --vendor: a platform eKuiper runs on (repeatable), e.g. manylinux2014_x86_64, "
+                        "manylinux2014_aarch64, musllinux_1_2_x86_64 (default: this machine)")
+    p.add_argument("--python-version", default="", metavar="X.Y",
+                   help="with --vendor: the Python eKuiper runs plugins with (default: this one's)")
+    p.add_argument("--find-links", action="append", default=[], metavar="DIR",
+                   help="with --vendor: also look for wheels in DIR (repeatable)")
+    p.add_argument("--no-index", action="store_true", help="with --vendor: use --find-links folders only")
     p.set_defaults(handler=_export)
 
     p = sub.add_parser("check", help="run eKuiper's install checks and metadata lint on a package")
@@ -115,6 +167,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dev", help="run a plugin against the eKuiper emulator: a tour, or one symbol")
     add_arguments(p)
     p.set_defaults(handler=_dev)
+
+    from .deploy.cli import add_arguments as add_deploy_arguments
+
+    p = sub.add_parser("deploy", help="install, update, describe, status, list or delete a plugin on an eKuiper "
+                                      "server through its REST API")
+    add_deploy_arguments(p)
+    p.set_defaults(handler=_deploy)
     return parser
 
 

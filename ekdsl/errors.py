@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 __all__ = [
     "ConfigError",
     "DefinitionError",
+    "DeployError",
     "EkdslError",
     "LoadError",
     "PackagingError",
@@ -116,3 +117,20 @@ class UsageError(EkdslError):
     """The command line or a target could not be used as given."""
 
     exit_code = 2
+
+
+class DeployError(EkdslError):
+    """An eKuiper server refused a request, or could not be reached.
+
+    ``status`` is the HTTP status (0 when there was no answer) and ``message`` the server's own text.
+    """
+
+    def __init__(self, message: str, *, method: str = "", url: str = "", status: int = 0, code: int = 0):
+        self.method = method
+        self.url = url
+        self.status = status
+        self.code = code
+        self.message = message
+        where = f"{method} {url}" if method else url
+        head = f"{where} failed ({status}): " if status else (f"{where}: " if where else "")
+        super().__init__(head + message)

@@ -45,11 +45,16 @@ def dump_yaml(data: Dict[str, Any]) -> str:
 
 def plugin_json(model: PluginModel, executable: str = EXECUTABLE) -> Dict[str, Any]:
     """``<name>.json``: what eKuiper's installer validates."""
-    return {
+    data: Dict[str, Any] = {
         "name": model.name,
         "version": model.version,
         "language": "python",
         "executable": executable,
+    }
+    if model.conda_env:  # eKuiper launches: conda run -n <env> <pythonBin> <executable> <arg>
+        data.update(virtualEnvType="conda", env=model.conda_env)
+    return {
+        **data,
         "sources": [s.name for s in model.sources],
         "sinks": [s.name for s in model.sinks],
         "functions": [s.name for s in model.functions],

@@ -158,6 +158,8 @@ class PluginModel(NamedTuple):
     module_file: str = ""
     attr: str = ""
     include: Tuple[str, ...] = ()
+    requirements: Tuple[str, ...] = ()  # as declared; export adds those of requirements.txt beside the module
+    conda_env: str = ""  # run in this conda environment (eKuiper's virtualEnvType "conda")
 
     def of_kind(self, kind: str) -> tuple[SymbolModel, ...]:
         return tuple(s for s in self.symbols if s.kind == kind)

@@ -19,6 +19,11 @@ import zipfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from .deploy.bundle import MANIFEST, Bundle
+from .deploy.installer import INSTALL_SH, WHEELS_DIR, install_sh, main_prelude
+from .deploy.requirements import FILE_NAME as REQUIREMENTS_TXT
+from .deploy.requirements import collect as collect_requirements
+from .deploy.requirements import file_text as requirements_text
 from .errors import PackagingError
 from .metadata import EXECUTABLE, metadata_files
 from .model import PluginModel
@@ -32,7 +37,7 @@ DIR_MODE = 0o755
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 LIB_DIR = "lib"  # where the plugin's own files go when the executable takes its module's name
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".git"}
-_VENDOR_SKIP = {"host"}
+_VENDOR_SKIP = {"host", "deploy"}
 
 _EXE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 # What the generated script imports from its own folder; an executable with one of these stems would shadow it.
@@ -51,10 +56,11 @@ class ExportResult:
     files: Tuple[str, ...]
 
 
-def main_script(model: PluginModel, lib: str = "") -> str:
+def main_script(model: PluginModel, lib: str = "", prelude: str = "") -> str:
     """The executable eKuiper launches as ``python -u main.py '{"sendTimeout":1000}'``.
 
-    ``lib``: a sub-folder holding the plugin's own files, searched first.
+    ``lib``: a sub-folder holding the plugin's own files, searched first; ``prelude``: lines run first, e.g.
+    the switch to the plugin's virtual environment.
     """
     target = f"{model.module}:{model.attr}" if model.attr else model.module
     path = "sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"
@@ -66,7 +72,8 @@ def main_script(model: PluginModel, lib: str = "") -> str:
         "import os\n"
         "import sys\n"
         "\n"
-        f"{path}"
+        + (f"{prelude}\n" if prelude else "")
+        + f"{path}"
         "\n"
         "from ekdsl.runtime import main  # noqa: E402\n"
         "\n"
@@ -148,11 +155,32 @@ def _vendored() -> Files:
     return files
 
 
+def requirement_files(model: PluginModel, bundle: Optional[Bundle] = None) -> Files:
+    """``requirements.txt``, ``install.sh`` and the bundle's ``wheels/``: nothing for a plugin without requirements."""
+    reqs = collect_requirements(model.requirements, model.module_file)
+    if not reqs:
+        if bundle is not None:
+            raise PackagingError(f"plugin '{model.name}' declares no requirements, so there is nothing to vendor: "
+                                 "add Plugin(requirements=[...]) or a requirements.txt beside its module")
+        return {}
+    files: Files = {
+        REQUIREMENTS_TXT: (requirements_text(reqs).encode("utf-8"), FILE_MODE),
+        INSTALL_SH: (install_sh(model.name, model.conda_env).encode("utf-8"), EXEC_MODE),
+    }
+    if bundle is not None:
+        for name, data in bundle.wheels.items():
+            files[f"{WHEELS_DIR}/{name}"] = (data, FILE_MODE)
+        files[f"{WHEELS_DIR}/{MANIFEST}"] = (bundle.manifest().encode("utf-8"), FILE_MODE)
+    return files
+
+
 def package_files(model: PluginModel, *, vendor: bool = True, wheels: Wheels = (),
-                  executable: str = EXECUTABLE) -> Files:
+                  bundle: Optional[Bundle] = None, executable: str = EXECUTABLE) -> Files:
     """Every file of the package: zip path → (bytes, Unix mode).
 
-    ``wheels``: wheels to carry; ``executable``: the file name of the script eKuiper launches.
+    ``wheels``: wheels whose library files the package carries; ``bundle``: downloaded wheels of the
+    plugin's requirements, which install.sh installs into the plugin's environment; ``executable``: the file
+    name of the script eKuiper launches.
     """
     check_executable(executable)
     files: Files = {}
@@ -182,9 +210,16 @@ def package_files(model: PluginModel, *, vendor: bool = True, wheels: Wheels = (
         files.update(wheel.files)
     for path, text in generated.items():
         files[path] = (text.encode("utf-8"), FILE_MODE)
-    if executable in files or executable in generated:
+    installing = requirement_files(model, bundle)
+    clash = sorted(set(installing) & set(files))
+    if clash:
+        raise PackagingError(f"the package already holds '{clash[0]}', which ekdsl generates for the plugin's "
+                             "requirements: rename that file of yours")
+    files.update(installing)
+    if executable in files:
         raise PackagingError(f"executable name '{executable}' collides with a file of the package: choose another name")
-    files[executable] = (main_script(model, lib).encode("utf-8"), EXEC_MODE)
+    prelude = main_prelude(model.name) if installing and not model.conda_env else ""
+    files[executable] = (main_script(model, lib, prelude).encode("utf-8"), EXEC_MODE)
     return dict(sorted(files.items()))
 
 
@@ -232,9 +267,9 @@ def _prepare_dir(directory: str, name: str) -> None:
 
 
 def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True,
-           wheels: Wheels = (), executable: str = EXECUTABLE) -> ExportResult:
+           wheels: Wheels = (), bundle: Optional[Bundle] = None, executable: str = EXECUTABLE) -> ExportResult:
     """Write the package to ``<out>/<name>/`` and, with ``make_zip``, ``<out>/<name>.zip``."""
-    files = package_files(model, vendor=vendor, wheels=wheels, executable=executable)
+    files = package_files(model, vendor=vendor, wheels=wheels, bundle=bundle, executable=executable)
     directory = os.path.join(out, model.name)
     _prepare_dir(directory, model.name)
     for path, (data, mode) in files.items():
@@ -251,9 +286,9 @@ def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool
 
 
 def diff_export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True,
-                wheels: Wheels = (), executable: str = EXECUTABLE) -> List[str]:
+                wheels: Wheels = (), bundle: Optional[Bundle] = None, executable: str = EXECUTABLE) -> List[str]:
     """What differs between a fresh export and ``<out>``: a list of report lines (empty = in sync)."""
-    files = package_files(model, vendor=vendor, wheels=wheels, executable=executable)
+    files = package_files(model, vendor=vendor, wheels=wheels, bundle=bundle, executable=executable)
     directory = os.path.join(out, model.name)
     report: List[str] = []
     on_disk = set(_tree(directory, "")) if os.path.isdir(directory) else set()

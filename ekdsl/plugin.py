@@ -38,6 +38,8 @@ class Plugin:
         description: Union[str, Mapping[str, str], None] = None,
         trial: bool = False,
         include: Sequence[str] = (),
+        requirements: Sequence[str] = (),
+        conda_env: str = "",
     ) -> None:
         self.name = name
         self.version = version
@@ -46,6 +48,8 @@ class Plugin:
         self.description = Text.of(description)
         self.trial = trial
         self.include = tuple(include)
+        self.requirements = (requirements,) if isinstance(requirements, str) else tuple(requirements)
+        self.conda_env = conda_env
         self._entries: List[Callable[..., Any]] = []
         self.module = ""
         self.module_file = ""
@@ -124,6 +128,10 @@ class Plugin:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
             problems.append(Problem("plugin", str(self.name), "", 0, "has a name eKuiper rejects",
                                     "use letters, digits, '_' and '-' only"))
+        if self.conda_env and not NAME_RE.match(str(self.conda_env)):
+            problems.append(Problem("plugin", str(self.name), "", 0,
+                                    f"has conda_env {self.conda_env!r}, which is not a conda environment name",
+                                    "use letters, digits, '_' and '-' only"))
         symbols: List[SymbolModel] = []
         for func in self._entries:
             spec = get_spec(func)
@@ -144,6 +152,7 @@ class Plugin:
             name=self.name, version=self.version, symbols=tuple(symbols), author=dict(self.author),
             help_url=self.help_url, description=self.description, trial=self.trial,
             module=self.module, module_file=self.module_file, attr=self.attr, include=self.include,
+            requirements=self.requirements, conda_env=self.conda_env,
         )
 
     @staticmethod

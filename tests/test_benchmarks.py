@@ -44,3 +44,17 @@ def test_e2e_benchmark_help_and_argument_checks():
     for bad in (["--seconds", "0"], ["--seconds", "x"], ["--runs", "0"]):
         proc = _e2e(*bad, env_url="http://127.0.0.1:9")
         assert proc.returncode == 2 and "usage:" in proc.stderr, (bad, proc.stderr)
+
+
+def test_instances_benchmark_run(tmp_path):
+    """A small run of benchmarks/instances.py; its figures keep nng's budget: 1 descriptor a source, 3 a sink."""
+    out = tmp_path / "instances.json"
+    proc = subprocess.run([sys.executable, "benchmarks/instances.py", "--counts", "0,2", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "per source: threads, fds, KiB" in proc.stdout
+    for figures in json.loads(out.read_text()).values():
+        idle = figures["0+0"]
+        assert figures["2+0"]["fds"] <= idle["fds"] + 2
+        assert figures["0+2"]["fds"] <= idle["fds"] + 6
+        assert figures["2+2"]["threads"] <= idle["threads"] + 4

@@ -140,7 +140,7 @@ def test_executable_option_names_the_script(tmp_path):
     assert meta["executable"] == "pysam.py" and "main.py" not in names
     assert modes["pysam.py"] == 0o100755 and modes["lib/pysam.py"] == 0o100644
     assert "lib/" in names and names.index("lib/") < names.index("lib/pysam.py")
-    assert "sys.exit(main('pysam:plugin', sys.argv[1:]))" in script and "'lib'" in script
+    assert "sys.exit(main('pysam:plugin', sys.argv[1:], name='pysam'))" in script and "'lib'" in script
     assert (out / "pysam" / "lib" / "pysam.py").read_bytes() == PYSAM.read_bytes()
     with Emulator(str(out / "pysam.zip")) as emu:
         assert emu.installed.executable.endswith("pysam/pysam.py")

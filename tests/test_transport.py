@@ -243,3 +243,141 @@ def test_transport_env(monkeypatch, sockdir):
     monkeypatch.setenv("EKDSL_TRANSPORT", "carrier-pigeon")
     with pytest.raises(TransportError, match="is not a transport"):
         open_socket("pull", url(sockdir, "e"), listen=True)
+
+
+@pytest.mark.parametrize("impl", ["native", "pynng"])
+def test_a_request_that_opens_the_connection_goes_once(sockdir, impl):
+    """The first send of a non-blocking REQ connects; the request must not go twice (the copy would be
+    taken as the answer to the host's first command)."""
+    u = url(sockdir, "once")
+    rep = open_socket("rep", u, listen=True, impl="pynng", recv_timeout=5, send_timeout=5)
+    req = open_socket("req", u, impl=impl, block=False, recv_timeout=5, send_timeout=5)
+    try:
+        req.send(b"handshake")
+        assert rep.recv() == b"handshake"
+        rep.send(b"cmd")
+        assert req.recv() == b"cmd"
+        req.send(b"ok")
+        assert rep.recv() == b"ok"
+    finally:
+        req.close()
+        rep.close()
+
+
+def squat(path):
+    """A listener at ``path`` that never accepts, its queue full (a stuck process, a squatter)."""
+    import socket as s
+
+    squatter = s.socket(s.AF_UNIX, s.SOCK_STREAM)
+    squatter.bind(path)
+    squatter.listen(0)
+    clients = []
+    while True:
+        c = s.socket(s.AF_UNIX, s.SOCK_STREAM)
+        c.setblocking(False)
+        clients.append(c)
+        try:
+            c.connect(path)
+        except BlockingIOError:
+            return [squatter, *clients]
+
+
+@pytest.mark.parametrize("impl", ["native", "pynng"])
+def test_listen_refuses_a_listener_that_never_accepts(sockdir, impl):
+    u = url(sockdir, "squat")
+    held = squat(u[6:])
+    outcome = []
+
+    def listen():
+        try:
+            open_socket("pull", u, listen=True, impl=impl, attempts=2, interval=0.01).close()
+            outcome.append("listening")
+        except TransportError as exc:
+            outcome.append(str(exc))
+
+    t = threading.Thread(target=listen, daemon=True)
+    try:
+        t.start()
+        t.join(5)
+        assert not t.is_alive(), "the stale-socket check blocked on the squatter"
+        assert outcome and "in use" in outcome[0]
+    finally:
+        for sock in held:
+            sock.close()
+        t.join(5)
+
+
+def _fds(pid):
+    return sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_a_sink_start_out_of_descriptors_leaves_nothing_behind(host, tmp_path, sockdir):
+    """Sink starts that run out of descriptors at each step in turn: each fails whole (no listener, no
+    socket file, no descriptor left behind) and the plugin goes on."""
+    import resource
+
+    from ekdsl.host import CommandError
+    from ekdsl.host.channels import SinkChannel
+    from ekdsl.protocol import Control, Meta
+
+    h = host()
+    pid = h.process.pid
+    conf = {"path": str(tmp_path / "rows.jsonl"), "requireAck": True}
+    h.stop_sink(h.start_sink("collect", conf))  # whatever a first start loads once is loaded
+    base = _fds(pid)
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    failed = 0
+    for extra in range(6):
+        ctrl = Control("collect", "sink", Meta("rule1", f"k_{extra}"), config=conf)
+        channel = SinkChannel(ctrl.meta, sockdir)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (base[-1] + 1 + extra, hard))
+        try:
+            h.control.send_cmd("start", ctrl)
+        except CommandError as exc:
+            failed += 1
+            assert "open files" in str(exc) or "Out of files" in str(exc)  # the OS's words, or nng's
+            assert not os.path.exists(f"{sockdir}/{ctrl.meta.key}.ipc")
+        else:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            channel.connect()
+            channel.send(b'{"i":1}')
+            assert channel.recv_ack() is None
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            channel.close()
+            h.control.send_cmd("stop", ctrl)
+        assert wait_for(lambda: _fds(pid) == base), (extra, base, _fds(pid))
+    assert failed
+    h.stop_sink(h.start_sink("collect", conf))
+
+
+@pytest.mark.parametrize("transport", ["native"])
+def test_500_sources_and_500_sinks_under_a_4096_descriptor_limit(host, tmp_path, transport):
+    """One plugin process, started with RLIMIT_NOFILE 4096, serves 500 sources and 500 sinks, then stops them.
+
+    Native sockets only: pynng's cost about as many descriptors (``benchmarks/instances.py``), but its
+    sockets cannot be interrupted, so 1,000 stops take a minute there."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 8192:
+        pytest.skip(f"the test's own sockets need more than the hard limit of {hard} descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))  # inherited by the plugin process
+    try:
+        h = host()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 8192), hard))  # the host side holds ~2,500
+    try:
+        assert resource.prlimit(h.process.pid, resource.RLIMIT_NOFILE)[0] == 4096
+        sources = [h.start_source("ticker", {"interval": 3600}, op=f"s{i}") for i in range(500)]
+        sinks = [h.start_sink("collect", {"path": str(tmp_path / f"{i}.jsonl"), "requireAck": True}, op=f"k{i}")
+                 for i in range(500)]
+        assert all(src.rows(1)[0]["i"] == 0 for src in sources)
+        assert all(snk.send(b'{"i":1}') is None for snk in sinks)
+        for src in sources:
+            h.stop_source(src)
+        for snk in sinks:
+            h.stop_sink(snk)
+        assert "Too many open files" not in h.process.output
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

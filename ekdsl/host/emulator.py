@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
+import sys
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ..checks import package_name
 from ..errors import PackagingError
@@ -32,13 +34,16 @@ class Emulator:
     """
 
     def __init__(self, target: str, *, python: Optional[str] = None, socket_dir: Optional[str] = None,
-                 init_timeout: float = INIT_TIMEOUT, name: Optional[str] = None) -> None:
+                 init_timeout: float = INIT_TIMEOUT, name: Optional[str] = None, shell_paras: Sequence[str] = (),
+                 install_env: Optional[Mapping[str, str]] = None) -> None:
         self.target = target
         self.root = tempfile.mkdtemp(prefix="ekdsl-emu-")
         self.findings: List[str] = []
+        self.install_output = ""
         try:
             package = target if is_package(target) else self._export(target)
             self.installed: Installed = install(package, self.root, name)
+            self._run_install_script(python, shell_paras, install_env)
         except BaseException:
             shutil.rmtree(self.root, ignore_errors=True)
             raise
@@ -48,6 +53,20 @@ class Emulator:
         self.socket_dir = socket_dir or (tempfile.mkdtemp(prefix="ek", dir="/tmp") if self._own_sockets else None)
         self.host = Host(self.installed.name, self.installed.executable, language=self.installed.language,
                          python=python, socket_dir=self.socket_dir, init_timeout=init_timeout)
+
+    def _run_install_script(self, python: Optional[str], shell_paras: Sequence[str],
+                            env: Optional[Mapping[str, str]]) -> None:
+        """Run the package's install.sh as eKuiper does, its venv built from the Python the plugin runs with."""
+        if not os.path.isfile(os.path.join(self.installed.plugin_dir, "install.sh")):
+            return
+        from ..deploy.installer import run_install_script
+
+        with open(os.path.join(self.installed.plugin_dir, f"{self.installed.name}.json"), encoding="utf-8") as fh:
+            conda = json.load(fh).get("virtualEnvType") == "conda"
+        paras = list(shell_paras)
+        if not conda and not any(p == "--python" or p.startswith("--python=") for p in paras):
+            paras = ["--python", python or sys.executable, *paras]
+        self.install_output = run_install_script(self.installed.plugin_dir, paras, env=env)
 
     def _export(self, target: str) -> str:
         from ..package import export

@@ -199,7 +199,7 @@ class PluginServer:
                                interval=0.05)
             try:
                 ack = open_socket("push", ack_url(ctrl.meta, self.socket_dir), attempts=50, interval=0.1)
-            except TransportError:
+            except BaseException:  # out of descriptors, too: the listener must not outlive the failed start
                 data.close()
                 raise
             runner = SinkRunner(sym, kwargs, ctx, data, ack, require_ack(config), log)

@@ -2,8 +2,9 @@
 
 Plain Unix sockets with kernel timeouts (``SO_RCVTIMEO``/``SO_SNDTIMEO``): a message costs one system
 call each way, there are no background threads, and ``close()`` from another thread ends a blocked
-call at once (it shuts the connection down). The wire is nng's and mangos' (:mod:`.sp`), so the peer
-can be eKuiper (mangos) or pynng.
+call at once (it shuts the connection, or the listener, down). A socket holds no descriptor beyond its
+connections and listener: a source costs one, a sink three. The wire is nng's and mangos' (:mod:`.sp`),
+so the peer can be eKuiper (mangos) or pynng.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .sp import FrameReader, check_header, conn_header, frame
 
 __all__ = ["PullSocket", "PushSocket", "ReqSocket", "open_native"]
 
-CHUNK = 64 * 1024  # one receive buffer per connection, reused (a fresh large bytes per recv costs mmap calls)
+CHUNK = 64 * 1024  # the largest receive buffer of a connection, reused (a fresh bytes per recv costs mmap calls)
 RECONNECT = 0.1  # first wait between connection attempts, as eKuiper's dialer (OptionReconnectTime)
 RECONNECT_MAX = 1.0  # the wait doubles up to this while nobody listens
 HEADER_WAIT = 2.0
@@ -64,7 +65,7 @@ class _Conn:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader = FrameReader()
-        self.buf = bytearray(CHUNK)
+        self.buf = bytearray()  # made on the first receive (PUSH connections never need one), grown to CHUNK
         self.view = memoryview(self.buf)
         self.out = b""  # the unsent tail of a message whose first bytes are already on the wire
         self.rcvtimeo: object = -1
@@ -78,7 +79,15 @@ class _Conn:
         if seconds != self.rcvtimeo:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
             self.rcvtimeo = seconds
-        return self.view[:self.sock.recv_into(self.buf)]
+        n = self.sock.recv_into(self.buf) if self.buf else 0
+        if n == len(self.buf) < CHUNK:  # none yet, or filled: grow (an idle sink keeps a small one)
+            chunk = bytes(self.view[:n])
+            self.buf = bytearray(max(4096, 4 * len(self.buf)))
+            self.view = memoryview(self.buf)
+            if n:
+                return memoryview(chunk)
+            n = self.sock.recv_into(self.buf)
+        return self.view[:n]
 
     def send_within(self, data: Union[bytes, memoryview], seconds: Optional[float]) -> int:
         if seconds != self.sndtimeo:
@@ -117,7 +126,7 @@ def _handshake(sock: socket.socket, kind: str) -> None:
 
 
 class _Base(Socket):
-    """Shared machinery: a wake-up pipe, waiting with poll, writing messages without splitting them."""
+    """Shared machinery: closing, waking a blocked caller, writing messages without splitting them."""
 
     interruptible = True
 
@@ -125,8 +134,7 @@ class _Base(Socket):
         super().__init__(kind, url)
         self.path = _path(url)
         self._closed = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
+        self._wake = threading.Event()  # set by close(): ends a wait between connection attempts
         self._io = threading.RLock()
         self._ready: Deque[bytes] = deque()  # received messages not yet returned
 
@@ -165,18 +173,10 @@ class _Base(Socket):
         if self._closed:
             return
         self._closed = True
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake.set()
         self._interrupt()
         with self._io:  # wait for a blocked send/recv to notice, then release everything
             self._release()
-            for fd in (self._wake_r, self._wake_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
 
     def _release(self) -> None:
         raise NotImplementedError
@@ -255,8 +255,7 @@ class _Dialer(_Base):
         return self.conn
 
     def _sleep(self, seconds: float) -> None:
-        ready = select.select([self._wake_r], [], [], seconds)[0]
-        if ready or self._closed:
+        if self._wake.wait(seconds) or self._closed:
             raise Closed(f"socket {self.url} is closed", self.url)
 
     def _drop(self) -> None:
@@ -291,6 +290,8 @@ class _Dialer(_Base):
             deadline = None if self._send_timeout is None else time.monotonic() + self._send_timeout
             while True:
                 conn = self._ensure(deadline)
+                if conn.out is data:  # a new connection queued this very message (a REQ's pending one): once
+                    conn.out = b""
                 try:
                     if self._flush(conn, deadline) and self._write(conn, data, deadline):
                         return
@@ -431,13 +432,12 @@ class PullSocket(_Base):
         rem = _remaining(deadline)
         if rem is not None and rem <= 0:
             raise Timeout(f"receive timed out on {self.url}", self.url)
-        poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
+        poller = select.poll()  # close() shuts the listener down: poll wakes with POLLHUP
         poller.register(self.listener.fileno(), select.POLLIN)
         for fd in self.conns:
             poller.register(fd, _POLLIN)
         ready = poller.poll(_ms(rem))
-        if self._closed or any(fd == self._wake_r for fd, _ in ready):
+        if self._closed:
             raise Closed(f"socket {self.url} is closed", self.url)
         if not ready:
             raise Timeout(f"receive timed out on {self.url}", self.url)
@@ -459,7 +459,9 @@ class PullSocket(_Base):
         while True:
             try:
                 sock, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
+            except OSError as exc:  # none waiting, the listener shut down by close(), or out of descriptors
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self._wake.wait(0.1)  # the connection waits in the queue: do not spin on it
                 return
             try:
                 _handshake(sock, self.kind)
@@ -473,6 +475,11 @@ class PullSocket(_Base):
         conn.close()
 
     def _interrupt(self) -> None:
+        if self.listener is not None:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for conn in list(self.conns.values()):
             conn.interrupt()
 
@@ -490,15 +497,21 @@ class PullSocket(_Base):
 
 
 def _remove_stale(path: str) -> None:
-    """Remove a socket file nobody listens on (as nng and mangos do); refuse one in use."""
+    """Remove a socket file nobody listens on (as nng and mangos do); refuse one in use.
+
+    The probe never blocks: a listener that does not accept (its queue full) is in use too.
+    """
     if not os.path.exists(path):
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
     try:
         probe.connect(path)
     except ConnectionRefusedError:
         os.unlink(path)
         return
+    except BlockingIOError:
+        pass
     except OSError:
         return
     finally:
@@ -532,6 +545,8 @@ def open_native(kind: str, url: str, *, listen: bool, block: bool, attempts: int
             return sock
         except (OSError, ProtocolError) as exc:
             last = exc
+            if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+                break  # out of descriptors: waiting will not help, and the caller's thread is eKuiper's
             time.sleep(interval)
     sock.close()
     verb = "listen on" if listen else "dial"

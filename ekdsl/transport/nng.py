@@ -40,6 +40,11 @@ class NngSocket(Socket):
             raise Closed(f"socket {self.url} is closed", self.url) from None
         except pynng.BadState:
             raise BadState(f"{self.kind} socket {self.url} cannot {op} now", self.url) from None
+        except pynng.ConnectionReset:
+            if self.kind != "req":
+                raise TransportError(f"{op} failed on {self.url}: connection reset", self.url) from None
+            # nng drops a REQ's pending request when its connection goes (resend is off): send anew
+            raise BadState(f"the request on {self.url} was lost with its connection", self.url) from None
         except pynng.NNGException as exc:
             raise TransportError(f"{op} failed on {self.url}: {exc}", self.url) from None
 
@@ -116,6 +121,8 @@ def open_nng(kind: str, url: str, *, listen: bool, block: bool, attempts: int, i
             return sock
         except pynng.NNGException as exc:
             last = exc
+            if isinstance(exc, pynng.OutOfFiles):
+                break  # out of descriptors: waiting will not help, and the caller's thread is eKuiper's
             time.sleep(interval)
     sock.close()
     verb = "listen on" if listen else "dial"

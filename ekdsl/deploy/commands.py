@@ -1,0 +1,160 @@
+"""``ekdsl deploy``: install, update, describe, status, list and delete a plugin on an eKuiper server.
+
+REST facts (``internal/server/portable_init.go``, ``rest.go``): ``POST /plugins/portables``
+``{"name","file","shellParas"?}`` answers 201 once the plugin has handshaked; ``PUT
+/plugins/portables/{name}`` deletes then registers; the ``file`` URL must end in ``.zip``. A server on
+this machine reads the zip through a ``file://`` URL; any other first receives it with ``POST
+/config/uploads`` (multipart field ``uploadFile``), which answers the stored path.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shlex
+import urllib.request
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from ..checks import check_package, package_name
+from ..errors import DeployError, PackagingError
+from .provision import Provision
+from .rest import Client
+
+__all__ = ["Deployer", "file_url"]
+
+_KUIPER = "bin/kuiper"
+
+
+def file_url(path: str) -> str:
+    """``file://`` URL of a local path, as eKuiper's ``httpx.ReadFile`` reads it."""
+    return "file://" + urllib.request.pathname2url(os.path.abspath(path))
+
+
+def _compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+class Deployer:
+    """The deploy operations against one server; ``out`` prints what happened."""
+
+    def __init__(self, client: Client, out: Callable[[str], None] = print) -> None:
+        self.client = client
+        self.out = out
+
+    # ---- plugin
+
+    def install(self, package: str, name: str = "", *, update: bool = False, upload: Optional[bool] = None,
+                shell_paras: Sequence[str] = (), provision: Optional[Provision] = None) -> None:
+        """Install (or, with ``update``, replace) the plugin zip ``package``; then apply ``provision``."""
+        name = name or package_name(package)
+        self._check(package, name)
+        if upload is None:
+            upload = not self.client.is_local
+        url = self._upload(package) if upload else file_url(package)
+        body: Dict[str, Any] = {"name": name, "file": url}
+        if shell_paras:
+            body["shellParas"] = list(shell_paras)
+        cli_json = _compact({k: v for k, v in body.items() if k != "name"})
+        create = f"{_KUIPER} create plugin portable {name} {shlex.quote(cli_json)}"
+        if update:
+            resp = self.client.request("PUT", f"/plugins/portables/{name}", body=body,
+                                       kuiper=[f"{_KUIPER} drop plugin portable {name} -s false", create])
+        else:
+            resp = self.client.request("POST", "/plugins/portables", body=body, kuiper=[create])
+        if resp is not None and resp.text:
+            self.out(resp.text.strip())
+        if provision is not None:
+            self.provision(provision)
+
+    def _check(self, package: str, name: str) -> None:
+        if os.path.isdir(package) or not package.endswith(".zip"):
+            raise PackagingError(f"'{package}' is not a plugin zip: eKuiper installs zips only; export with "
+                                 "'python -m ekdsl export ... --zip' and deploy dist/<name>.zip", package)
+        report = check_package(package, name)
+        refused = [f.message for f in report.findings if f.level == "error" and not f.lint]
+        if refused:
+            raise PackagingError(f"eKuiper would refuse '{package}' as plugin '{name}': {refused[0]} "
+                                 f"(run 'python -m ekdsl check {package}' for every finding)", package)
+
+    def _upload(self, package: str) -> str:
+        resp = self.client.request(
+            "POST", "/config/uploads", upload=package,
+            kuiper=[f"no bin/kuiper equivalent: curl -F uploadFile=@{shlex.quote(package)} "
+                    f"{self.client.url('/config/uploads')}"])
+        if resp is None or self.client.dry_run:
+            return f"file://<eKuiper data>/uploads/{os.path.basename(package)}"
+        path = html.unescape(resp.text.strip())
+        if not path.endswith(".zip"):
+            raise DeployError(f"the upload answered '{path}', not the path of a .zip", url=self.client.url(
+                "/config/uploads"))
+        return "file://" + urllib.request.pathname2url(path)
+
+    def describe(self, name: str) -> Any:
+        resp = self.client.request("GET", f"/plugins/portables/{name}",
+                                   kuiper=[f"{_KUIPER} describe plugin portable {name}"])
+        return None if resp is None or self.client.dry_run else resp.json()
+
+    def status(self, name: str) -> Any:
+        resp = self.client.request("GET", f"/plugins/portables/{name}/status",
+                                   kuiper=["no bin/kuiper equivalent"])
+        return None if resp is None or self.client.dry_run else resp.json()
+
+    def list(self) -> Any:
+        resp = self.client.request("GET", "/plugins/portables", kuiper=[f"{_KUIPER} show plugins portable"])
+        return None if resp is None or self.client.dry_run else resp.json()
+
+    def delete(self, name: str, provision: Optional[Provision] = None) -> None:
+        """Drop ``provision``'s rules and streams (those that exist), then the plugin."""
+        if provision is not None:
+            self.unprovision(provision)
+        resp = self.client.request("DELETE", f"/plugins/portables/{name}",
+                                   kuiper=[f"{_KUIPER} drop plugin portable {name} -s false"])
+        if resp is not None and resp.text:
+            self.out(resp.text.strip())
+
+    # ---- streams and rules
+
+    def _exists(self, path: str, kuiper: str) -> bool:
+        if self.client.dry_run:
+            self.client.request("GET", path, kuiper=[kuiper])
+            self.out("  (exists: replace it with PUT; missing: create it with POST)")
+            return False
+        return self.client.request("GET", path, missing_ok=True) is not None
+
+    def provision(self, provision: Provision) -> None:
+        """Create, or replace when they exist, the streams then the rules of ``provision``."""
+        for st in provision.streams:
+            path = f"{st.collection}/{st.name}"
+            create = f"{_KUIPER} create {st.kind} {st.name} {shlex.quote(st.rest)}"
+            if self._exists(path, f"{_KUIPER} describe {st.kind} {st.name}"):
+                resp = self.client.request("PUT", path, body={"sql": st.sql},
+                                           kuiper=[f"{_KUIPER} drop {st.kind} {st.name}", create])
+            else:
+                resp = self.client.request("POST", st.collection, body={"sql": st.sql}, kuiper=[create])
+            self._said(resp, f"{st.kind} {st.name} is provisioned")
+        for rule in provision.rules:
+            path = f"/rules/{rule.id}"
+            create = f"{_KUIPER} create rule {rule.id} {shlex.quote(_compact(rule.body))}"
+            if self._exists(path, f"{_KUIPER} describe rule {rule.id}"):
+                resp = self.client.request("PUT", path, body=rule.body,
+                                           kuiper=[f"{_KUIPER} drop rule {rule.id}", create])
+            else:
+                resp = self.client.request("POST", "/rules", body=rule.body, kuiper=[create])
+            self._said(resp, f"rule {rule.id} is provisioned")
+
+    def unprovision(self, provision: Provision) -> None:
+        """Drop the rules then the streams of ``provision``; those already gone are skipped."""
+        for rule in reversed(provision.rules):
+            resp = self.client.request("DELETE", f"/rules/{rule.id}", missing_ok=True,
+                                       kuiper=[f"{_KUIPER} drop rule {rule.id}"])
+            self._said(resp, f"rule {rule.id} is not there")
+        for st in reversed(provision.streams):
+            resp = self.client.request("DELETE", f"{st.collection}/{st.name}", missing_ok=True,
+                                       kuiper=[f"{_KUIPER} drop {st.kind} {st.name}"])
+            self._said(resp, f"{st.kind} {st.name} is not there")
+
+    def _said(self, resp: Any, otherwise: str) -> None:
+        if self.client.dry_run:
+            return
+        self.out(resp.text.strip() if resp is not None and resp.text.strip() else otherwise)

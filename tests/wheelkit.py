@@ -1,0 +1,38 @@
+"""Small pure-Python wheels written by hand, so tests install requirements without network."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+from typing import Dict
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
+
+
+def make_wheel(folder: Path, dist: str, version: str, modules: Dict[str, str], *,
+               tags: str = "py3-none-any", requires: tuple = ()) -> Path:
+    """Write ``<dist>-<version>-<tags>.whl`` into ``folder`` holding ``modules`` (path → source text)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"{dist}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    files = {path: text.encode() for path, text in modules.items()}
+    files[f"{info}/METADATA"] = meta.encode()
+    files[f"{info}/WHEEL"] = f"Wheel-Version: 1.0\nGenerator: wheelkit\nRoot-Is-Purelib: true\nTag: {tags}\n".encode()
+    record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d in files.items()) + f"{info}/RECORD,,\n"
+    files[f"{info}/RECORD"] = record.encode()
+    path = folder / f"{dist}-{version}-{tags}.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def version_wheel(folder: Path, dist: str, version: str) -> Path:
+    """A wheel of module ``<dist>`` whose ``VERSION`` is ``version``."""
+    return make_wheel(folder, dist, version, {f"{dist}.py": f"VERSION = {version!r}\n"})
