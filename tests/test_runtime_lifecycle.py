@@ -190,3 +190,20 @@ def test_python_m_ekdsl_run(sockdir):
         proc.kill()
         fn.close()
         control.close()
+
+
+def test_a_start_nobody_listens_for_fails_fast_and_other_commands_go_on(host, sockdir):
+    """After a plugin restart eKuiper replays the starts of rules that may no longer run: nobody listens on
+    their data (source) or ack (sink) socket. Each such start is answered an error at once, well within the
+    2 s this host waits, instead of holding the control loop for seconds per replayed start."""
+    from ekdsl.host.channels import CommandError
+
+    h = host()
+    stale_source = Control("ticker", "source", Meta("gone", "stream1", 0), config={})
+    stale_sink = Control("collect", "sink", Meta("gone", "sink_0", 0), config={"path": os.devnull})
+    for ctrl in (stale_source, stale_sink):
+        with pytest.raises(CommandError, match="dial"):
+            h.control.send_cmd("start", ctrl, timeout=2.0)
+    src = h.start_source("ticker", {"period": 0.01})
+    assert len(src.rows(2)) == 2
+    h.stop_source(src)
