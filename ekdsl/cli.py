@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+_DEV_MODES = ("source", "sink", "function", "serve")  # the modes of 'dev' (ekdsl.host.dev)
+
 
 def _export(args: argparse.Namespace) -> int:
     from .metadata import EXECUTABLE
@@ -34,10 +36,11 @@ def _export(args: argparse.Namespace) -> int:
                              bundle=bundle, executable=executable)
         if report:
             print("\n".join(report))
+            flags = "".join(f" {flag}" for flag, on in (("--zip", args.zip), ("--no-vendor", args.no_vendor)) if on)
+            flags += "".join(f" --wheel {w}" for w in args.wheel)
+            flags += f" --executable {executable}" if args.executable else ""
             print(f"ekdsl: export of '{model.name}' in {args.output} is out of date: "
-                  f"run 'python -m ekdsl export {args.target} -o {args.output}'"
-                  f"{' --zip' if args.zip else ''}"
-                  f"{f' --executable {executable}' if args.executable else ''}", file=sys.stderr)
+                  f"run 'python -m ekdsl export {args.target} -o {args.output}{flags}'", file=sys.stderr)
             return 1
         print(f"{model.name}: export in {args.output} is up to date")
         return 0
@@ -189,6 +192,9 @@ def _parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     other commands import nothing of the ones that do not run."""
     parser = argparse.ArgumentParser(
         prog="python -m ekdsl", description="Build, check and run eKuiper portable plugins.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"ekdsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, cmd in COMMANDS.items():
@@ -202,6 +208,8 @@ def _parser(command: Optional[str] = None) -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) > 2 and argv[0] == "dev" and argv[1] in _DEV_MODES and {"-h", "--help"} & set(argv[2:]):
+        argv.insert(1, "TARGET")  # 'dev source --help': the mode's help, not dev's
     args = _parser(_chosen(argv) or "").parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

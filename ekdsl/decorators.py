@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union, overload
 
+from .errors import DefinitionError, Problem
 from .kinds import Kind
 from .model import Text
 
@@ -43,6 +44,7 @@ class SymbolSpec(NamedTuple):
     conf_keys: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
     example: str = ""
     hints: Tuple[Tuple[str, Text], ...] = ()
+    require_ack: bool = False
     rejected: Tuple[Tuple[str, Any], ...] = ()  # options the kind does not take: reported by Plugin.model()
 
 
@@ -58,6 +60,16 @@ def _mark(func: F, spec: SymbolSpec) -> F:
             f"@{spec.kind} must decorate a function, got {type(func).__name__}: "
             f"write '@{spec.kind}' or '@{spec.kind}(name=...)' directly above a 'def'"
         )
+    old = get_spec(func)
+    if old is not None and old != spec:
+        code = getattr(func, "__code__", None)
+        name = spec.name or getattr(func, "__name__", "?")
+        raise DefinitionError([Problem(
+            spec.kind, str(name), code.co_filename.rsplit("/", 1)[-1] if code else "",
+            code.co_firstlineno if code else 0,
+            f"is decorated with both @{old.kind} and @{spec.kind}",
+            "one callable is one symbol: keep one decorator, or wrap the function in a second 'def'",
+        )])
     try:
         setattr(func, SPEC_ATTR, spec)
     except AttributeError as exc:
@@ -129,6 +141,7 @@ def sink(
     description: TextLike = None,
     label: TextLike = None,
     hints: Optional[Mapping[str, TextLike]] = None,
+    require_ack: bool = False,
 ) -> Callable[[F], F]: ...
 def sink(func: Any = None, /, *, name: Optional[str] = None, **options: Any) -> Any:
     """Mark a function as an eKuiper sink.
@@ -138,6 +151,8 @@ def sink(func: Any = None, /, *, name: Optional[str] = None, **options: Any) -> 
     ``dict`` per row, ``list[dict]`` per event, or ``Any``). A generator function
     is a sink with setup and teardown: it receives each item from ``yield``.
     Other parameters are the sink's properties, from the rule action.
+    ``require_ack=True`` declares that the sink must not lose rows: a rule that
+    starts it without ``requireAck`` gets a warning in the log.
     """
     return _make(Kind.SINK, func, name, options)
 

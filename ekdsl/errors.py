@@ -60,17 +60,22 @@ class DefinitionError(EkdslError):
 
 
 class ConfigError(EkdslError):
-    """A configuration value or function argument does not fit its declared type."""
+    """A configuration value or function argument does not fit its declared type.
 
-    def __init__(self, symbol: str, name: str, expected: str, got: Any, detail: str = ""):
+    ``role`` is ``"property"`` (sources and sinks) or ``"argument"`` (functions).
+    """
+
+    def __init__(self, symbol: str, name: str, expected: str, got: Any, detail: str = "",
+                 role: str = "property"):
         self.symbol = symbol
+        self.role = role
         self.name = name
         self.expected = expected
         self.got = got
         shown = repr(got)
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        msg = f"{symbol}: property '{name}' expects {expected}, got {shown}"
+        msg = f"{symbol}: {role} '{name}' expects {expected}, got {shown}"
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)

@@ -190,6 +190,21 @@ def _strip(tp: Any) -> Any:
     return tp
 
 
+_NOT_TEXT = frozenset({"int", "float", "bool", "datetime"})
+
+
+def _typed_example(kind: str, text: str) -> str:
+    """The default ``text`` written as a ``kind`` literal, for a fix hint."""
+    try:
+        if kind == "int":
+            return repr(int(text))
+        if kind == "float":
+            return repr(float(text))
+    except ValueError:
+        pass
+    return {"bool": "False", "datetime": "datetime(2024, 1, 1)"}.get(kind, "0")
+
+
 class _Collector:
     """Accumulates problems for one symbol."""
 
@@ -243,6 +258,10 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
         col.add(f"has the name of eKuiper's built-in {spec.kind} '{shown}' ({builtin}); eKuiper looks built-ins "
                 f"up first, so this {spec.kind} is never reached",
                 f"pass another name, e.g. @{spec.kind}(name='my_{shown}')")
+    if inspect.isclass(func):
+        col.add(f"is a class ({func.__name__}); ekdsl symbols are functions, not SDK-style classes",
+                "rewrite it as a decorated function: see docs/migration.md (official Python SDK to ekdsl)")
+        return None
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError) as exc:
@@ -272,6 +291,7 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
         returns=shape.returns, returns_hint=Text.of(doc.returns),
         is_async=is_async, is_generator=is_gen or is_agen, aggregate=spec.aggregate,
         conf_keys=shape.conf_keys(), example=spec.example or _example(spec.kind, name, shape.params),
+        require_ack=spec.require_ack,
     )
 
 
@@ -369,6 +389,11 @@ class _SymbolShape:
                 self.col.add(f"parameter '{param.name}' has default {default!r}, which is not {t.describe()}",
                              "change the default or the annotation so they agree")
                 del exc
+                return None
+            if isinstance(default, str) and t.kind in _NOT_TEXT:
+                self.col.add(f"parameter '{param.name}' has default {default!r}, a str where {t.kind} is declared "
+                             "(it would reach your code as a str)",
+                             f"write it as a {t.kind}: '{param.name}: {t.kind} = {_typed_example(t.kind, default)}'")
                 return None
         pname = marker.name if marker and marker.name else param.name
         if not NAME_RE.match(pname):

@@ -132,12 +132,16 @@ class SymbolModel(NamedTuple):
     conf_keys: Tuple[Tuple[str, Mapping[str, Any]], ...] = ()
     example: str = ""
     label: Text = _NO_TEXT
+    require_ack: bool = False
 
     @property
     def arity(self) -> tuple[int, Optional[int]]:
-        """For functions: the minimum and maximum argument count (``None`` = unbounded)."""
+        """For functions: the minimum and maximum argument count (``None`` = unbounded).
+
+        Arguments with a default or an ``Optional`` type may be left out.
+        """
         fixed = [p for p in self.params if not p.variadic]
-        low = sum(1 for p in fixed if p.default is MISSING)
+        low = sum(1 for p in fixed if p.required)
         high = None if any(p.variadic for p in self.params) else len(fixed)
         return low, high
 

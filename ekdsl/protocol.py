@@ -49,6 +49,7 @@ __all__ = [
     "go_json",
     "parse_func_meta",
     "require_ack",
+    "sink_payload",
     "socket_dir",
 ]
 
@@ -307,6 +308,13 @@ def require_ack(config: Mapping[str, Any]) -> bool:
         if isinstance(key, str) and key.lower() == "requireack":
             return value is True
     return False
+
+
+def sink_payload(value: Any) -> bytes:
+    """A sink message as eKuiper sends it: bytes unchanged, any other value as Go's JSON."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return go_json(value)
 
 
 def decode_ack(payload: bytes) -> Optional[str]:

@@ -125,7 +125,8 @@ class _Mismatch(Exception):
         super().__init__(path)
 
 
-def coerce(value: Any, t: TypeInfo, *, symbol: str = "", name: str = "", b64: bool = False) -> Any:
+def coerce(value: Any, t: TypeInfo, *, symbol: str = "", name: str = "", b64: bool = False,
+           role: str = "property") -> Any:
     """Validate ``value`` against ``t`` and convert it (e.g. ``"10"`` → ``10`` for an int).
 
     Raises :class:`ConfigError` naming ``symbol``, the property path and the
@@ -136,7 +137,7 @@ def coerce(value: Any, t: TypeInfo, *, symbol: str = "", name: str = "", b64: bo
     try:
         return _coerce(value, t, name, b64)
     except _Mismatch as m:
-        raise ConfigError(symbol, m.path, m.t.describe(), m.got, m.detail) from None
+        raise ConfigError(symbol, m.path, m.t.describe(), m.got, m.detail, role) from None
 
 
 def _coerce(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:

@@ -80,4 +80,4 @@ def test_a_command_builds_its_own_arguments_only():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
     proc = run("dev", "--help")
-    assert proc.returncode == 0 and "target" in proc.stdout and "MODE" in proc.stdout
+    assert proc.returncode == 0 and "TARGET MODE" in proc.stdout

@@ -1,7 +1,9 @@
 """Every code example in README.md and docs/ runs.
 
-For each document, its ``python`` blocks are joined into ``plugin.py`` in a fresh folder and run; then
-its ``console`` lines that start with ``$ python -m ekdsl`` run there, in order, and must succeed.
+For each document, its ``python`` blocks are joined into ``plugin.py`` in a fresh folder and run (a block
+whose first line is ``# file: NAME`` is written to ``NAME`` instead); then its ``console`` lines that start
+with ``$ python -m ekdsl`` or ``$ python -m pytest`` run there, in order, and must succeed. Every page has
+at least one runnable example.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from .conftest import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+FILE = re.compile(r"^# file: (\S+)\n")
+RUN = ("$ python -m ekdsl ", "$ python -m pytest")
 
 
 def blocks(path: Path, lang: str) -> list[str]:
@@ -26,21 +30,34 @@ def blocks(path: Path, lang: str) -> list[str]:
 
 @pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
 def test_doc_examples_run(doc, tmp_path):
-    code = "\n".join(blocks(doc, "python"))
-    commands = [line[2:] for body in blocks(doc, "console") for line in body.splitlines()
-                if line.startswith("$ python -m ekdsl ")]
-    if not code and not commands:
-        pytest.skip("no runnable example")
-    (tmp_path / "plugin.py").write_text(code, encoding="utf-8")
-    if code:
+    files = {}
+    for body in blocks(doc, "python"):
+        named = FILE.match(body)
+        if named:
+            files[named.group(1)] = body
+        else:
+            files["plugin.py"] = files.get("plugin.py", "") + body + "\n"
+    commands = [line[2:] for body in blocks(doc, "console") for line in body.splitlines() if line.startswith(RUN)]
+    assert files or commands, f"{doc.name} has no runnable example: add a python block or a console line"
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    if "plugin.py" in files:
         proc = subprocess.run([sys.executable, "plugin.py"], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=60)
+                              timeout=120)
         assert proc.returncode == 0, proc.stderr
     for command in commands:
         argv = shlex.split(command, comments=True)
         argv[0] = sys.executable
-        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=180)
         assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_docs_say_ctx_sleep_raises_stopped():
+    """``Context.sleep`` raises ``Stopped`` when the rule stops; no page may say it returns."""
+    for doc in DOCS:
+        text = " ".join(doc.read_text(encoding="utf-8").split())
+        claim = re.search(r"sleep\([^.]*\breturns?\b[^.]*\b(early|at once)\b", text)
+        assert claim is None, f"{doc.name}: {claim.group(0) if claim else ''}"
 
 
 def test_ci_runs_readme_test_command():

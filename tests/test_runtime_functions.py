@@ -21,7 +21,7 @@ def test_pysam_revert(host):
     assert f.is_aggregate() == (True, False)
     assert f.exec("pyjson") == (True, "nosjyp")
     assert f.validate() == (False, "revert() takes 1 argument, got 0")
-    assert f.exec(1) == (False, "revert: property 'field' expects str, got 1")
+    assert f.exec(1) == (False, "revert: argument 'field' expects str, got 1")
 
 
 def test_validate_arity_and_literals(host):

@@ -84,7 +84,8 @@ def test_values_lists_meta_and_bad_items(host):
     with pytest.raises(ProtocolError, match="Invalid data format"):  # 42 is surfaced as an error on the rule
         src.recv()
     assert src.recv()[0] == {"after": True}  # and the source goes on
-    assert "source 'weird' yielded a int: yield a dict" in h.process.output
+    # the log line is written by the plugin's stderr reader thread: wait for it (bounded) rather than race it
+    assert wait_for(lambda: "source 'weird' yielded a int: yield a dict" in h.process.output)
 
 
 def test_failing_source_is_reported_and_process_survives(host):

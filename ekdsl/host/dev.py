@@ -28,13 +28,14 @@ _ELEMENT = {"array": "float", "list_int": "int", "list_string": "string", "list_
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", help="a package (.zip or folder) or a module, module:attr or .py file")
+    p.add_argument("target", metavar="TARGET", help="a package (.zip or folder) or a module, module:attr or .py file")
     p.add_argument("--python", help="the python eKuiper would run (default: this one)")
     p.add_argument("--init-timeout", type=float, default=60.0,
                    help="seconds to wait for the handshake (eKuiper's initTimeout)")
     p.add_argument("--socket-dir", help="where the .ipc files go (default: a private folder for ekdsl "
                                         "plugins, /tmp for others, which hard-code it)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the plugin's own output live")
+    p.add_argument("--datasource", default="", help="the streams' DATASOURCE (for the tour and 'source')")
     sub = p.add_subparsers(dest="mode", metavar="MODE")
     s = sub.add_parser("source", help="run a source and print its rows")
     s.add_argument("symbol")
@@ -42,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                    help="override a property (as the stream's EXTRA option); VALUE is JSON or text")
     s.add_argument("--conf-key", default="", help="the stream's CONF_KEY")
-    s.add_argument("--datasource", default="", help="the stream's DATASOURCE")
+    s.add_argument("--datasource", default=argparse.SUPPRESS, help="the stream's DATASOURCE")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the rows")
     k = sub.add_parser("sink", help="feed a sink rows from a JSON Lines file or stdin")
     k.add_argument("symbol")
@@ -134,12 +135,28 @@ def _read_source(emu: Emulator, symbol: str, n: int, timeout: float, out: _Out, 
             except ProtocolError as exc:
                 errors += 1
                 out(f"  error: {exc}")
+                if source_failed(exc, symbol):
+                    break
                 continue
             rows.append(msg or {})
             out("  " + json.dumps(msg) + (f"  meta={json.dumps(meta)}" if meta else ""))
     finally:
         emu.stop(src)
     return rows, errors, time.monotonic() - t0
+
+
+def source_failed(exc: ProtocolError, symbol: str) -> bool:
+    """Whether an undecodable source message is the runtime's report that the source ended with an error."""
+    try:
+        text = json.loads(exc.payload or b"")
+    except ValueError:
+        return False
+    return isinstance(text, str) and text.startswith(f"source '{symbol}' failed: ")
+
+
+def count_rows(items: List[Any]) -> int:
+    """Rows in JSON Lines input: a line is a row, or an event array of rows."""
+    return sum(len(r) if isinstance(r, list) else 1 for r in items)
 
 
 def _feed(emu: Emulator, symbol: str, rows: List[Any], conf: Dict[str, Any], out: _Out,
@@ -190,7 +207,7 @@ def _sink(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _O
         conf["batchSize"] = args.batch
     sent, ok, failed = _feed(emu, args.symbol, rows, conf, out, args.send_single, args.batch)
     acks = f", {ok} acks ok, {failed} ack errors" if args.require_ack else ""
-    out(f"sink {args.symbol}: {len(rows)} rows in {sent} messages{acks}")
+    out(f"sink {args.symbol}: {count_rows(rows)} rows in {sent} messages{acks}")
     return 1 if failed else 0
 
 
@@ -244,10 +261,11 @@ def _tour(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _O
     meta = emu.meta
     rows: List[Any] = []
     errors = 0
-    acks = calls = 0
+    acks = calls = received = 0
     for symbol in meta["sources"]:
-        got, errs, secs = _read_source(emu, symbol, 3, 10.0, out, {})
+        got, errs, secs = _read_source(emu, symbol, 3, 10.0, out, {}, datasource=args.datasource)
         out(f"source {symbol}: {len(got)} rows in {secs:.2f} s, {errs} errors")
+        received += len(got)
         rows = rows or got
         errors += errs + (len(got) < 3)
     for symbol in meta["sinks"]:
@@ -258,6 +276,6 @@ def _tour(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _O
     for symbol in meta["functions"]:
         calls += 1
         errors += not _call(emu, symbol, sample_args(emu, symbol), out)
-    out(f"summary: {len(rows)} rows, {acks} acks, {calls} function calls, {errors} errors")
+    out(f"summary: {received} rows, {acks} acks, {calls} function calls, {errors} errors")
     return 1 if errors else 0
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..kinds import Kind
-from ..protocol import Control, Meta, aggregate_args, func_context, require_ack
+from ..protocol import Control, Meta, aggregate_args, func_context, require_ack, sink_payload
 from ..transport import Timeout
 from .channels import CommandError, ControlChannel, FunctionChannel, HostError, SinkChannel, SourceChannel
 from .process import PluginProcess
@@ -73,9 +73,10 @@ class SinkHandle:
     require_ack: bool = False
     acks: List[Optional[str]] = field(default_factory=list)
 
-    def send(self, payload: bytes, ack_timeout: float = 10.0) -> Optional[str]:
-        """Push one payload; with requireAck, wait for its ack and return it (``None`` = ok)."""
-        self.channel.send(payload)
+    def send(self, payload: Any, ack_timeout: float = 10.0) -> Optional[str]:
+        """Push one payload (bytes as they are, any other value as eKuiper's JSON); with requireAck,
+        wait for its ack and return it (``None`` = ok, else the error text)."""
+        self.channel.send(sink_payload(payload))
         if not self.require_ack:
             return None
         ack = self.channel.recv_ack(ack_timeout)
@@ -148,16 +149,30 @@ class Host:
             self.control = ControlChannel(self.name, self.socket_dir)
         self.process = PluginProcess(self.executable, self.language, self.python, self.env, self.wrapper)
         try:
-            self.control.handshake(self.init_timeout)
+            self._await_handshake(self.process)
         except Timeout:
             code = self.process.poll()
             self.process.kill()
             last = self.process.lines[-1].strip() if self.process.lines else ""
-            detail = f"; the plugin exited with code {code}" if code is not None else ""
-            detail += f"; its last output: {last[:300]}" if last else ""
+            tail = f"; its last output: {last[:300]}" if last else ""
+            if code is not None:
+                raise HostError(f"plugin {self.executable} exited with code {code} before its handshake"
+                                f"{tail}") from None
             raise HostError(f"plugin {self.executable} control handshake error: receive time out "
-                            f"after {self.init_timeout:g} s{detail}") from None
+                            f"after {self.init_timeout:g} s{tail}") from None
         self.handshake_ms = (time.monotonic() - self.process.started) * 1000
+
+    def _await_handshake(self, process: PluginProcess, slice_s: float = 0.2) -> None:
+        """Wait for the handshake up to ``init_timeout``; give up at once if the process exits."""
+        assert self.control is not None
+        deadline = time.monotonic() + self.init_timeout
+        while True:
+            try:
+                self.control.handshake(max(0.01, min(slice_s, deadline - time.monotonic())))
+                return
+            except Timeout:
+                if process.poll() is not None or time.monotonic() >= deadline:
+                    raise
 
     def _cmd(self, cmd: str, control: Control) -> None:
         assert self.control is not None, "start() first"
@@ -236,7 +251,13 @@ class Host:
         return new
 
     def function(self, symbol: str) -> FunctionHandle:
-        """Listen on the function socket and send the function start (no rule context)."""
+        """Listen on the function socket and send the function start (no rule context).
+
+        Asking again for a function already started returns the same handle: eKuiper has one socket
+        per function name."""
+        for handle in self._open:
+            if isinstance(handle, FunctionHandle) and handle.name == symbol:
+                return handle
         channel = FunctionChannel(symbol, self.socket_dir)
         try:
             self._cmd("start", Control(symbol, Kind.FUNCTION.wire, Meta()))

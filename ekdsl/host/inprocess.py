@@ -6,9 +6,9 @@ function replies go through exactly the code that serves eKuiper.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
+import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import ProtocolError
@@ -25,6 +25,7 @@ from ..protocol import (
     encode_func_request,
     func_context,
     require_ack,
+    sink_payload,
 )
 from ..runtime.binding import bind_config, make_context
 from ..runtime.function import FunctionHandler
@@ -35,6 +36,8 @@ from ..transport import Closed, Socket, Timeout
 from .host import check_require_ack, source_config
 
 __all__ = ["InProcess", "MemorySocket"]
+
+WAKE_SLICE = 0.02  # seconds between checks for close() while a receive waits
 
 
 class MemorySocket(Socket):
@@ -56,12 +59,18 @@ class MemorySocket(Socket):
             raise Timeout(f"send timed out on {self.url}", self.url) from None
 
     def recv(self) -> bytes:
-        if self.closed.is_set():
-            raise Closed(f"{self.url} is closed", self.url)
-        try:
-            return self.queue.get(timeout=self._recv_timeout)
-        except queue.Empty:
-            raise Timeout(f"receive timed out on {self.url}", self.url) from None
+        """The next message; :class:`Closed` as soon as :meth:`close` is called, even while waiting."""
+        limit = self._recv_timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        while not self.closed.is_set():
+            left = WAKE_SLICE if deadline is None else min(WAKE_SLICE, deadline - time.monotonic())
+            if left <= 0:
+                raise Timeout(f"receive timed out on {self.url}", self.url)
+            try:
+                return self.queue.get(timeout=left)
+            except queue.Empty:
+                continue
+        raise Closed(f"{self.url} is closed", self.url)
 
     def close(self) -> None:
         self.closed.set()
@@ -90,9 +99,9 @@ class _Sink:
         self.runner, self._data, self._acks = runner, data, acks
 
     def send(self, payload: Union[bytes, Any], timeout: float = 5.0) -> Optional[str]:
-        """Deliver one payload (bytes, or a value sent as JSON); with requireAck return its ack."""
-        raw = payload if isinstance(payload, (bytes, bytearray)) else json.dumps(payload).encode()
-        self._data.send(bytes(raw))
+        """Deliver one payload (bytes, or a value sent as eKuiper's JSON); with requireAck return its ack
+        (``None`` = ok, else the error text)."""
+        self._data.send(sink_payload(payload))
         if not self.runner.require_ack:
             return None
         try:

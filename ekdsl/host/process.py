@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence, TextIO
 
+from .channels import HostError
+
 __all__ = ["LAUNCH_ARG", "PluginProcess"]
 
 LAUNCH_ARG = '{"sendTimeout":1000}'  # hard-coded by eKuiper (PortbleConf), whatever kuiper.yaml says
@@ -37,8 +39,13 @@ class PluginProcess:
         self.echo: Optional[TextIO] = None  # also copy each line here, prefixed "plugin | "
         self._lock = threading.Lock()
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, cwd=os.path.dirname(exe), env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(argv, cwd=os.path.dirname(exe), env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except OSError as exc:
+            what = "python" if language == "python" and argv[0] != exe else "executable"
+            raise HostError(f"cannot start the plugin: {what} {argv[0]!r}: {exc.strerror or exc}"
+                            + (" (give --python an existing interpreter)" if what == "python" else "")) from None
         self._reader = threading.Thread(target=self._read, daemon=True, name="plugin-output")
         self._reader.start()
 

@@ -9,7 +9,7 @@ from ..context import Context
 from ..errors import ConfigError
 from ..kinds import Kind
 from ..model import MISSING, SymbolModel
-from ..protocol import Control
+from ..protocol import Control, require_ack
 from ..types import coerce
 
 __all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
@@ -37,7 +37,8 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
     """``(kwargs for the callable, the config as received)``; raise :class:`ConfigError` on a bad value.
 
     Keys match the properties by name, then case-insensitively (eKuiper lower-cases yaml keys it
-    does not find in the source json). Missing properties take their defaults.
+    does not find in the source json). Missing properties take their defaults. A sink declared
+    with ``require_ack=True`` started without ``requireAck`` (in any case) is logged as a warning.
     """
     config = dict(control.config)
     lower = {str(k).lower(): k for k in config}
@@ -63,6 +64,9 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
     if unknown:
         names = ", ".join(p.name for p in sym.params) or "(none)"
         log.warning("ignoring unknown properties %s; known: %s", ", ".join(unknown), names)
+    if sym.require_ack and not require_ack(config):
+        log.warning("this sink must not lose rows, but the rule does not set requireAck: "
+                    'add "requireAck": true to the rule action\'s properties')
     return kwargs, config
 
 
@@ -71,3 +75,4 @@ def make_context(plugin: str, sym: SymbolModel, control: Control, config: Mappin
     meta = control.meta
     return Context(plugin=plugin, symbol=sym.name, rule_id=meta.rule_id, op_id=meta.op_id,
                    instance_id=meta.instance_id, config=dict(config), logger=logger)
+

@@ -127,6 +127,7 @@ class FunctionHandler:
         if err:
             return encode_func_reply(False, err)
         args = raw if self._plain else [self._arg(i, v) for i, v in enumerate(raw)]
+        args += [None] * self._missing_optional(len(args))
         kwargs: Dict[str, Any] = {}
         if self.sym.context_param:
             kwargs[self.sym.context_param] = self._context(ctx_text)
@@ -157,7 +158,12 @@ class FunctionHandler:
         literals = self._literals.get(i)
         if literals:
             value = _literal_text(value, p.type, literals)
-        return coerce(value, p.type, symbol=self.sym.name, name=p.name, b64=True)
+        return coerce(value, p.type, symbol=self.sym.name, name=p.name, b64=True, role="argument")
+
+    def _missing_optional(self, n: int) -> int:
+        """How many left-out trailing ``Optional`` arguments without a default must be passed as ``None``."""
+        fixed = [p for p in self.sym.params if not p.variadic][n:]
+        return max((i + 1 for i, p in enumerate(fixed) if p.default is MISSING), default=0)
 
     def _context(self, text: Any) -> Context:
         key = text if isinstance(text, str) else repr(text)
