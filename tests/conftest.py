@@ -136,15 +136,28 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     return python
 
 
-SOAK_FIGURES: list = []
+SOAK_FIGURES: list = []  # a test appends its figures; they travel in its report (also from an xdist worker)
+_SHOWN: list = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    while SOAK_FIGURES:
+        report.user_properties.append(("reliability", SOAK_FIGURES.pop(0)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _SHOWN.extend(value for key, value in report.user_properties if key == "reliability")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the soak and cycle figures (rows, losses, RSS, threads, fds) at the end of the run."""
-    if SOAK_FIGURES:
+    if _SHOWN:
         write = terminalreporter.write_line
         write("")
-        for line in SOAK_FIGURES:
+        for line in _SHOWN:
             write(f"reliability: {line}")
 
 

@@ -19,6 +19,7 @@ from ekdsl.package import export
 from .conftest import LAB, PYSAM, SDK_PYSAM, WEATHER, wait_for
 
 
+@pytest.mark.xdist_group("official-sdk")  # the SDK's sockets are fixed /tmp paths: one such test at a time
 def test_official_sdk_pysam(sdk_python):
     with Emulator(str(SDK_PYSAM), python=sdk_python) as emu:
         assert emu.sdk

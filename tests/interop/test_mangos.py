@@ -25,6 +25,8 @@ MIB = 1 << 20
 if GO is None:
     pytest.skip("go is not on PATH: the mangos interop tests need it", allow_module_level=True)
 
+pytestmark = pytest.mark.xdist_group("mangos")  # one worker builds the harness once and runs them all
+
 # The options eKuiper sets on each of its sockets, from internal/plugin/portable/runtime/connection.go
 # (eKuiper 0014e7fab0dd); durations in ms. conf.Config.Portable.RecvTimeout/SendTimeout default to 5 s.
 #   CreateControlChannel:  mangos.OptionRecvDeadline: 1 * time.Hour, mangos.OptionMaxRecvSize: 0
