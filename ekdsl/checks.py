@@ -250,7 +250,7 @@ def _lint_metadata(entries: List[Entry], meta: Dict[str, Any], report: Report) -
                              lint=True)
             else:
                 _lint_defaults(path, props, report)
-                _lint_reserved("sink", path, [f.get("name") for f in props if isinstance(f, dict)], report)
+                _lint_reserved(Kind.SINK, path, [f.get("name") for f in props if isinstance(f, dict)], report)
     for fn in meta["functions"]:
         path = f"functions/{fn}.json"
         data = _load_json(by_name, path, report) if path in by_name else None
@@ -285,9 +285,9 @@ def _lint_source(by_name: Dict[str, Entry], src: str, report: Report) -> None:
         if isinstance(fields, list):
             _lint_defaults(f"{jpath} properties.{key}", fields, report)
     names = set(_names(props))
-    _lint_reserved("source", jpath, sorted(names), report)
+    _lint_reserved(Kind.SOURCE, jpath, sorted(names), report)
     for section, values in (yaml_data or {}).items():
-        _lint_reserved("source", f"{ypath} section '{section}'",
+        _lint_reserved(Kind.SOURCE, f"{ypath} section '{section}'",
                        [k for k in (values or {}) if isinstance(k, str) and k not in names], report)
         for key in (values or {}):
             if isinstance(key, str) and key != key.lower() and key not in names:
@@ -312,7 +312,7 @@ def _lint_builtins(meta: Dict[str, Any], report: Report) -> None:
                             "builds: there the plugin's one is never reached")
 
 
-def _lint_reserved(kind: str, path: str, names: List[Any], report: Report) -> None:
+def _lint_reserved(kind: Kind, path: str, names: List[Any], report: Report) -> None:
     """Property names eKuiper takes over (``ekdsl.reserved``)."""
     for name in names:
         hit = reserved_property(kind, name) if isinstance(name, str) else None

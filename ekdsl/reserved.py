@@ -8,7 +8,9 @@ tags case-insensitively), so lookups here ignore case; built-in function names a
 
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, NamedTuple, Optional
+from typing import Dict, FrozenSet, NamedTuple, Optional, Tuple
+
+from .kinds import Kind
 
 __all__ = [
     "BUILTIN_FUNCTIONS",
@@ -151,28 +153,32 @@ OPTIONAL_SOURCES: FrozenSet[str] = frozenset(("video", "kafka", "sql", "zmq", "e
 OPTIONAL_SINKS: FrozenSet[str] = frozenset(("kafka", "image", "influx", "influx2", "sql", "zmq", "edgex"))
 
 _GO_FILES = {
-    "function": "internal/binder/function/funcs_*.go",
-    "source": "internal/binder/io/builtin.go",
-    "sink": "internal/binder/io/builtin.go",
+    Kind.FUNCTION: "internal/binder/function/funcs_*.go",
+    Kind.SOURCE: "internal/binder/io/builtin.go",
+    Kind.SINK: "internal/binder/io/builtin.go",
+}
+_PROPERTIES: Dict[Kind, Dict[str, Reserved]] = {Kind.SOURCE: SOURCE_PROPERTIES, Kind.SINK: SINK_PROPERTIES}
+_BUILTINS: Dict[Kind, Tuple[FrozenSet[str], FrozenSet[str]]] = {  # always there, in full/edgex builds only
+    Kind.SOURCE: (BUILTIN_SOURCES, OPTIONAL_SOURCES),
+    Kind.SINK: (BUILTIN_SINKS, OPTIONAL_SINKS),
 }
 
 
-def reserved_property(kind: str, name: str) -> Optional[Reserved]:
+def reserved_property(kind: Kind, name: str) -> Optional[Reserved]:
     """The reservation of property ``name`` of a ``source`` or ``sink``, compared ignoring case."""
-    table = SOURCE_PROPERTIES if kind == "source" else SINK_PROPERTIES if kind == "sink" else {}
-    return table.get(name.lower())
+    return _PROPERTIES.get(kind, {}).get(name.lower())
 
 
-def builtin_symbol(kind: str, name: str, optional: bool = False) -> Optional[str]:
+def builtin_symbol(kind: Kind, name: str, optional: bool = False) -> Optional[str]:
     """Where eKuiper defines a built-in ``kind`` named ``name`` (``None`` if it does not).
 
     ``optional=True`` also matches built-ins of eKuiper's ``full`` and ``edgex`` builds.
     """
-    if kind == "function":
+    if kind == Kind.FUNCTION:  # SQL function names are case-insensitive
         return _GO_FILES[kind] if name.lower() in BUILTIN_FUNCTIONS else None
-    if kind not in ("source", "sink"):
+    if kind not in _BUILTINS:
         return None
-    always, extra = (BUILTIN_SOURCES, OPTIONAL_SOURCES) if kind == "source" else (BUILTIN_SINKS, OPTIONAL_SINKS)
+    always, extra = _BUILTINS[kind]
     if name in always:
         return _GO_FILES[kind] if name not in ("redis", "redisPub", "redisSub") else "internal/binder/io/ext_redis.go"
     if optional and name in extra:

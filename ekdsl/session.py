@@ -43,8 +43,10 @@ __all__ = [
     "Restart",
     "SessionError",
     "Stale",
+    "is_source_failure",
     "safe_answer",
     "source_error",
+    "source_failed",
 ]
 
 KEEPALIVE = 5.0  # seconds without a message before the plugin sends the handshake again, as eKuiper's SDKs do
@@ -102,6 +104,20 @@ def source_error(message: str) -> bytes:
     """A source's failure as eKuiper surfaces it on the rule: a JSON string on the data socket, which its
     reader cannot decode as a row and reports as a decode error carrying the text."""
     return json.dumps(message).encode("utf-8")
+
+
+def source_failed(symbol: str, error: str) -> str:
+    """The text of a source's last message when it ended with ``error`` (sent with :func:`source_error`)."""
+    return f"source '{symbol}' failed: {error}"
+
+
+def is_source_failure(payload: bytes, symbol: str) -> bool:
+    """Whether ``payload`` is the last message of ``symbol``, which ended with an error."""
+    try:
+        text = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(text, str) and text.startswith(source_failed(symbol, ""))
 
 
 class PluginSession:

@@ -25,8 +25,10 @@ from ekdsl.session import (
     Restart,
     SessionError,
     Stale,
+    is_source_failure,
     safe_answer,
     source_error,
+    source_failed,
 )
 from ekdsl.transport import BadState, Closed, Socket, Timeout
 
@@ -135,6 +137,9 @@ def test_an_answer_the_host_would_take_for_a_keepalive_is_rewritten(answer):
 
 def test_a_source_error_is_a_json_string():
     assert source_error('bad "x"') == b'"bad \\"x\\""'
+    last = source_error(source_failed("ticker", "ValueError: boom"))
+    assert is_source_failure(last, "ticker")
+    assert not is_source_failure(last, "other") and not is_source_failure(b'{"message":{}}', "ticker")
 
 
 # ---------------------------------------------------------------- host side

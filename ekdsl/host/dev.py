@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
 
 from ..errors import ProtocolError, UsageError
 from ..framing import encode_sink_messages
+from ..session import is_source_failure
 from ..transport import Timeout
 from .emulator import Emulator
 
@@ -147,11 +148,7 @@ def _read_source(emu: Emulator, symbol: str, n: int, timeout: float, out: _Out, 
 
 def source_failed(exc: ProtocolError, symbol: str) -> bool:
     """Whether an undecodable source message is the runtime's report that the source ended with an error."""
-    try:
-        text = json.loads(exc.payload or b"")
-    except ValueError:
-        return False
-    return isinstance(text, str) and text.startswith(f"source '{symbol}' failed: ")
+    return is_source_failure(exc.payload or b"", symbol)
 
 
 def count_rows(items: List[Any]) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ..checks import package_name
 from ..errors import PackagingError
+from ..kinds import Kind
 from ..transport import Timeout
 from .host import INIT_TIMEOUT, FunctionHandle, Handle, Host, SinkHandle, SourceHandle
 from .install import Installed, install, load_source_config, source_props
@@ -120,7 +121,7 @@ class Emulator:
                      options: Optional[Mapping[str, Any]] = None) -> Union[SourceHandle, RateLimitedSource]:
         """Start ``symbol`` as a rule on a stream would; with an ``interval`` property eKuiper's rate
         limiter is modelled (:class:`~ekdsl.host.planner.RateLimitedSource`)."""
-        self._known("sources", symbol)
+        self._known(Kind.SOURCE, symbol)
         config = self.source_config(symbol, conf_key, datasource, extra, options)
         period, findings = plan_source(symbol, source_props(self.installed, symbol, conf_key, dict(extra or {})),
                                        config)
@@ -136,7 +137,7 @@ class Emulator:
     def start_sink(self, symbol: str, config: Optional[Mapping[str, Any]] = None, rule: str = "rule1",
                    op: Optional[str] = None) -> SinkHandle:
         """Start ``symbol`` as a rule action would; props eKuiper cannot decode fail as rule creation does."""
-        self._known("sinks", symbol)
+        self._known(Kind.SINK, symbol)
         for text in plan_sink(symbol, dict(config or {})):
             self._finding(text)
         return self.host.start_sink(symbol, dict(config or {}), rule=rule, op=op or f"{symbol}_0")
@@ -162,13 +163,13 @@ class Emulator:
         return self.host.restart(handle, late_stop=late_stop, config=config)
 
     def function(self, symbol: str) -> FunctionHandle:
-        self._known("functions", symbol)
+        self._known(Kind.FUNCTION, symbol)
         return self.host.function(symbol)
 
-    def _known(self, kind: str, symbol: str) -> None:
-        if symbol not in self.meta[kind]:
-            have = ", ".join(self.meta[kind]) or "none"
-            raise PackagingError(f"plugin '{self.name}' declares no {kind[:-1]} '{symbol}' (its {kind}: {have})")
+    def _known(self, kind: Kind, symbol: str) -> None:
+        if symbol not in self.meta[kind.folder]:
+            have = ", ".join(self.meta[kind.folder]) or "none"
+            raise PackagingError(f"plugin '{self.name}' declares no {kind} '{symbol}' (its {kind.folder}: {have})")
 
     @staticmethod
     def _drain_acks(handle: SinkHandle) -> int:

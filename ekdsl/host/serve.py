@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Tuple
 
 from ..errors import EkdslError
+from ..kinds import Kind, kind_of_wire
 from ..transport import Timeout
 from .emulator import Emulator
 
@@ -38,18 +39,20 @@ class _Symbols:
                 return 400, f"source symbol {name} already exists"
         stop = threading.Event()
         loop: Callable[[Any, threading.Event], None]
+        kind = kind_of_wire(ptype)
+        if kind is None:
+            return 400, f"invalid plugin type {ptype}"
         try:
-            if ptype == "source":
-                handle: Any = self.emu.host.start_source(name, config, rule="rule1", op="op1", instance=1)
+            handle: Any
+            if kind == Kind.SOURCE:
+                handle = self.emu.host.start_source(name, config, rule="rule1", op="op1", instance=1)
                 loop = self._source
-            elif ptype == "sink":
+            elif kind == Kind.SINK:
                 handle = self.emu.host.start_sink(name, config, rule="rule1", op="op1", instance=1)
                 loop = self._sink
-            elif ptype == "func":
+            else:
                 handle = self.emu.function(name)
                 loop = self._func
-            else:
-                return 400, f"invalid plugin type {ptype}"
         except EkdslError as exc:
             return 400, f"running {ptype} {name} {exc}"
         thread = threading.Thread(target=loop, args=(handle, stop), daemon=True)

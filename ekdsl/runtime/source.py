@@ -10,7 +10,7 @@ from ..codec import find_unencodable
 from ..context import Context, Row, Stopped
 from ..model import SymbolModel
 from ..protocol import encode_row
-from ..session import source_error
+from ..session import source_error, source_failed
 from ..transport import Closed, Socket, Timeout
 from .failure import describe
 
@@ -71,7 +71,7 @@ class SourceRunner:
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this source ends, the process not
             error = describe(exc)
             self.log.exception("source failed after %d rows: %s", self.rows, error)
-            self._surface(f"source '{self.sym.name}' failed: {error}")
+            self._surface(source_failed(self.sym.name, error))
         finally:
             self.sock.close()
             self.done.set()
