@@ -123,9 +123,7 @@ def shape_of(sym: SymbolModel) -> Shape:
     request = f"{stem}Request"
     fields = tuple(_field(p, f"parameter '{p.name}'", sym.name, messages) for p in sym.params)
     messages = {request: fields, **messages}
-    t = sym.returns
-    if t is None:
-        raise NotServable(sym.name, "no return annotation: the schema needs the result's type")
+    t = sym.returns or TypeInfo("any")
     reply_type, reply, scalar = f"{stem}Reply", "result", ""
     if t.kind == "object":
         reply, reply_type = "object", _message(t, "the result", sym.name, messages)

@@ -62,11 +62,11 @@ def serve(target: str, listen: str, protocol: str, workers: int = 1, out: Option
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.serve_forever(poll_interval=0.2)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         server.drain()
         server.server_close()  # joins the connections: calls in flight answer first
+    finally:
         calls.close()
+        for s, handler in previous.items():  # restored last: a second signal while draining changes nothing
+            signal.signal(s, handler)
     print(f"stopped serving '{model.name}'", file=out, flush=True)
     return 0
