@@ -276,3 +276,10 @@ def test_cli_service_refuses_a_bad_listen_address():
     assert proc.returncode == 2
     assert "--listen expects HOST:PORT" in proc.stderr
 
+
+
+def test_service_benchmark_takes_its_arguments():
+    proc = subprocess.run([sys.executable, "benchmarks/services.py", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0
+    assert "--seconds" in proc.stdout and "--json" in proc.stdout
