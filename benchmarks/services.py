@@ -75,7 +75,7 @@ def main(argv: Any = None) -> int:
         svc = Service(protocol)
         opened: List[Any] = []
 
-        def make_call(client: Any = client, port: int = svc.port) -> Callable[[int], Any]:
+        def make_call(client: Any = client, port: int = svc.port, opened: List[Any] = opened) -> Callable[[int], Any]:
             conn = client(port)
             opened.append(conn)
             return lambda i: conn.call("add", i, 1)
