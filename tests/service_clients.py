@@ -24,12 +24,13 @@ FIELDS: Dict[str, List[Tuple[str, str, bool]]] = {
     "flip": [("data", "bytes", False)],
     "positive": [("x", "double", False)],
     "whoami": [],
+    "crash": [("code", "int64", False)],
     "nosuch": [],
     "nap": [("marker", "string", False), ("seconds", "double", False)],
 }
 REPLY = {"add": "int64", "shout": "string", "tau": "double", "boom": "int64", "leave": "int64",
          "stats": "message", "scale": "message", "flip": "bytes", "positive": "bool", "whoami": "int64",
-         "nap": "string", "nosuch": "string"}
+         "nap": "string", "nosuch": "string", "crash": "int64"}
 _ZERO = {"int64": 0, "double": 0.0, "string": "", "bool": False, "bytes": b""}
 
 

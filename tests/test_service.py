@@ -239,6 +239,9 @@ def test_workers_run_calls_in_other_processes():
         assert clients[0].call("add", 2, 3) == 5
         with pytest.raises(CallFailed, match="RuntimeError: boom 1"):
             clients[1].call("boom", 1)
+        with pytest.raises(CallFailed, match="worker process failed"):
+            clients[2].call("crash", 3)
+        assert clients[2].call("add", 4, 5) == 9  # a new pool took over
         for c in clients:
             c.close()
     finally:

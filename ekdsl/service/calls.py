@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from ..context import Context
@@ -106,12 +109,14 @@ class WorkerCalls:
 
     def __init__(self, target: str, model: PluginModel, workers: int) -> None:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         self._local = Calls(model)  # shapes only: the calls run in the workers
         self.shapes, self.skipped = self._local.shapes, self._local.skipped
         ctx = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(target,))
+        self._new_pool = lambda: ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                                     initargs=(target,))
+        self._pool = self._new_pool()
+        self._pool_lock = threading.Lock()
 
     def shape(self, method: str) -> Optional[Shape]:
         return self.shapes.get(method)
@@ -119,14 +124,20 @@ class WorkerCalls:
     def call(self, method: str, args: Sequence[Any]) -> Outcome:
         if method not in self.shapes:
             return self._local.call(method, args)
+        pool = self._pool
         try:
-            result: Outcome = self._pool.submit(_worker_call, method, list(args)).result()
+            result: Outcome = pool.submit(_worker_call, method, list(args)).result()
             return result
-        except BaseException as exc:  # a worker died: this call fails, the pool replaces nothing, say so
+        except BrokenProcessPool as exc:  # a worker died: the calls it had fail, a new pool takes the next
+            with self._pool_lock:
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+                    pool.shutdown(wait=False)
             return Outcome(False, f"worker process failed: {describe(exc)}")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._pool_lock:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._local.close()
 
 

@@ -81,3 +81,9 @@ def nap(marker: str, seconds: float) -> str:
 @plugin.function
 def anything(x: Any) -> Any:
     return x
+
+
+@plugin.function
+def crash(code: int) -> int:
+    """End the process that runs it at once (a worker, under ``--workers``)."""
+    os._exit(code)
