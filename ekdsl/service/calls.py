@@ -112,11 +112,14 @@ class WorkerCalls:
 
         self._local = Calls(model)  # shapes only: the calls run in the workers
         self.shapes, self.skipped = self._local.shapes, self._local.skipped
-        ctx = multiprocessing.get_context("spawn")
-        self._new_pool = lambda: ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                                     initargs=(target,))
+        self._target, self._workers = target, workers
+        self._context = multiprocessing.get_context("spawn")
         self._pool = self._new_pool()
         self._pool_lock = threading.Lock()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self._workers, mp_context=self._context, initializer=_worker_init,
+                                   initargs=(self._target,))
 
     def shape(self, method: str) -> Optional[Shape]:
         return self.shapes.get(method)
