@@ -82,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             except (ValueError, TypeError) as exc:
                 outcome = Outcome(False, f"{method}() result cannot be sent: {exc}")
-        status = 400 if outcome.bad_request else (404 if shape is None else 500)
+        status = 404 if shape is None else 400 if outcome.bad_request else 500
         self._send(status, "text/plain; charset=utf-8", str(outcome.value).encode("utf-8", "replace"))
 
     def do_GET(self) -> None:

@@ -51,15 +51,15 @@ def serve(target: str, listen: str, protocol: str, workers: int = 1, out: Option
         calls.close()
         raise UsageError(f"cannot listen on {listen}: {exc}") from None
     host, port = server.server_address[:2]
-    for skipped in calls.skipped:
-        print(f"not served: {skipped}", file=out)
-    print(f"serving {len(calls.shapes)} functions of '{model.name}' ({', '.join(calls.shapes)}) over {protocol} "
-          f"on {host}:{port} with {workers} worker{'s' if workers > 1 else ''}", file=out, flush=True)
 
     def stop(signum: int, _frame: Any) -> None:
         threading.Thread(target=server.shutdown, name="service-stop", daemon=True).start()
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}  # before "serving" is said
+    for skipped in calls.skipped:
+        print(f"not served: {skipped}", file=out)
+    print(f"serving {len(calls.shapes)} functions of '{model.name}' ({', '.join(calls.shapes)}) over {protocol} "
+          f"on {host}:{port} with {workers} worker{'s' if workers > 1 else ''}", file=out, flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
         server.drain()
