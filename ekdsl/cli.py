@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, NamedTuple, Optional, Sequence
 
 from .errors import EkdslError, UsageError
 from .kinds import Kind
@@ -28,6 +28,8 @@ def _export(args: argparse.Namespace) -> int:
     from .wheels import read_wheel
 
     model = load_target(args.target).model()
+    if args.service:
+        return _export_service(model, args)
     wheels = [read_wheel(path) for path in args.wheel]
     executable = args.executable or EXECUTABLE
     bundle = _bundle(model, args)
@@ -86,6 +88,23 @@ def _print_requirements(model: PluginModel, bundle: Optional[Bundle]) -> None:
         print(f"wheels for {platform}, Python {bundle.python_version}: {', '.join(names)}")
 
 
+def _export_service(model: Any, args: argparse.Namespace) -> int:
+    from .service.export import export_service
+
+    result = export_service(model, args.output, args.service, args.protocol)
+    for skipped in result.skipped:
+        print(f"not served: {skipped}")
+    print(f"exported service '{model.name}' ({args.protocol}, {args.service}): {', '.join(result.files)}")
+    print(f"zip: {result.zip_path}")
+    return 0
+
+
+def _service(args: argparse.Namespace) -> int:
+    from .service.serve import serve
+
+    return serve(args.target, args.listen, args.protocol, args.workers)
+
+
 def _check(args: argparse.Namespace) -> int:
     from .checks import check_package
 
@@ -142,6 +161,11 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--find-links", action="append", default=[], metavar="DIR",
                    help="with --vendor: also look for wheels in DIR (repeatable)")
     p.add_argument("--no-index", action="store_true", help="with --vendor: use --find-links folders only")
+    p.add_argument("--service", metavar="ADDRESS",
+                   help="write instead the external-service description, proto schema and zip for eKuiper's "
+                        "POST /services, the functions being served at ADDRESS (HOST:PORT or a URL)")
+    p.add_argument("--protocol", choices=("rest", "msgpack-rpc"), default="rest",
+                   help="the service protocol, with --service (default: rest)")
 
 
 def _check_arguments(p: argparse.ArgumentParser) -> None:
@@ -152,6 +176,15 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="module, module:attr, or path to a .py file")
     p.add_argument("argv", nargs="*", help='the argument eKuiper passes, e.g. \'{"sendTimeout":1000}\'')
+
+
+def _service_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="module, module:attr, or path to a .py file")
+    p.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT",
+                   help="address to listen on (default: 127.0.0.1:8000; port 0 picks a free one)")
+    p.add_argument("--protocol", choices=("rest", "msgpack-rpc"), default="rest", help="wire protocol")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run calls in N processes (for CPU-bound functions; default 1: threads in this one)")
 
 
 def _dev_arguments(p: argparse.ArgumentParser) -> None:
@@ -176,6 +209,8 @@ COMMANDS: Dict[str, _Command] = {
     "export": _Command("write the plugin's files (and zip) from its code", _export_arguments, _export),
     "check": _Command("run eKuiper's install checks and metadata lint on a package", _check_arguments, _check),
     "run": _Command("serve the plugin to eKuiper (what the generated main script does)", _run_arguments, _run),
+    "service": _Command("serve the plugin's functions to eKuiper as an external service", _service_arguments,
+                        _service),
     "dev": _Command("run a plugin against the eKuiper emulator: a tour, or one symbol", _dev_arguments, _dev),
     "deploy": _Command("install, update, describe, status, list or delete a plugin on an eKuiper server through "
                        "its REST API", _deploy_arguments, _deploy),

@@ -58,7 +58,7 @@ def test_usage_error_exit_2():
 
 
 LAZY = ("ekdsl.runtime", "ekdsl.host", "ekdsl.package", "ekdsl.deploy", "ekdsl.checks", "ekdsl.metadata",
-        "ekdsl.transport", "ekdsl.protocol")
+        "ekdsl.service", "ekdsl.invoke", "ekdsl.transport", "ekdsl.protocol")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["export", "--help"], ["check", "--help"]])

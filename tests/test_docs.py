@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,8 +49,31 @@ def test_doc_examples_run(doc, tmp_path):
     for command in commands:
         argv = shlex.split(command, comments=True)
         argv[0] = sys.executable
+        if argv[3:4] == ["service"]:
+            run_service(argv, tmp_path)
+            continue
         proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=180)
         assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
+
+
+def run_service(argv: list[str], cwd: Path) -> None:
+    """A ``service`` command serves until SIGTERM: start it on a free port, wait for it to serve, stop it."""
+    if "--listen" in argv:
+        i = argv.index("--listen") + 1
+        argv[i] = argv[i].rpartition(":")[0] + ":0"
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        seen = [proc.stdout.readline()]
+        while seen[-1] and not seen[-1].startswith("serving "):
+            seen.append(proc.stdout.readline())
+        assert seen[-1].startswith("serving "), "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_docs_say_ctx_sleep_raises_stopped():

@@ -6,41 +6,20 @@ import logging
 import threading
 from typing import Any, Dict, Optional, Set
 
-from ..codec import find_unencodable
 from ..context import Context
 from ..errors import ConfigError, EkdslError, ProtocolError, TransportError
-from ..model import MISSING, SymbolModel, TypeInfo
+from ..invoke import Invoker, ResultError
+from ..model import SymbolModel
 from ..protocol import decode_func_request, encode_func_reply, parse_func_meta
 from ..transport import Closed, Socket
 from ..types import coerce
 from .answer import answer_loop
 from .failure import describe
 
-__all__ = ["FunctionHandler", "FunctionService"]
+__all__ = ["FunctionHandler", "FunctionService", "ResultError"]
 
 RECV_SLICE = 1.0
-TEXT_LITERALS = 256  # string literals remembered per argument position (see _literal_text)
-
-
-class ResultError(EkdslError):
-    """A function returned a value that cannot be sent to eKuiper: ``what`` was found at ``path``."""
-
-    def __init__(self, symbol: str, path: str, what: str) -> None:
-        self.symbol, self.path, self.what = symbol, path, what
-        super().__init__(f"{symbol}() returned {what} at {path}, which JSON cannot hold: return str, numbers, "
-                         "bools, None, and lists and dicts of them")
-
-
-def _column(t: TypeInfo) -> bool:
-    """Whether an aggregate's parameter takes the whole column (a list, or ``Any``) rather than one value."""
-    return t.kind in ("list", "any")
-
-
-def _first(column: Any) -> Any:
-    """The value an aggregate's scalar parameter takes from its column: the first that is not null."""
-    if not isinstance(column, list):
-        return column  # evaluated outside a group, eKuiper sends the value itself
-    return next((v for v in column if v is not None), None)
+TEXT_LITERALS = 256  # string literals remembered per argument position (see ekdsl.invoke.literal_text)
 
 
 class FunctionHandler:
@@ -49,11 +28,9 @@ class FunctionHandler:
     def __init__(self, plugin: str, sym: SymbolModel, logger: logging.Logger) -> None:
         self.plugin, self.sym, self.log = plugin, sym, logger
         self.calls = 0
-        self._arity = sym.arity
-        self._plain = all(p.type.kind == "any" and p.default is MISSING for p in sym.params)
+        self.invoker = Invoker(sym)
         self._contexts: Dict[str, Context] = {}
         self._literals: Dict[int, Set[str]] = {}  # string literals seen by Validate, per bytes argument
-        self._loop: Any = None  # an asyncio loop, for async functions only (asyncio loads lazily)
 
     def handle(self, payload: bytes) -> bytes:
         """Answer one request; never raises, whatever the user code raises or returns."""
@@ -75,17 +52,8 @@ class FunctionHandler:
             return encode_func_reply(False, error)
 
     def _arity_error(self, n: int) -> Optional[str]:
-        low, high = self._arity
-        if n < low or (high is not None and n > high):
-            if high is None:
-                want = f"at least {low}"
-            elif low == high:
-                want = str(low)
-            else:
-                want = f"{low} to {high}"
-            plural = "" if (high if high is not None else low) == 1 else "s"
-            return f"{self.sym.name}() takes {want} argument{plural}, got {n}"
-        return None
+        err = self.invoker.arity_error(n)
+        return str(err) if err else None
 
     def _validate(self, arg: Any) -> bytes:
         """Validate gets the SQL's argument nodes (aggregates too): check the count and each literal."""
@@ -116,8 +84,7 @@ class FunctionHandler:
         seen.add(text)
 
     def _param(self, i: int) -> Any:
-        params = self.sym.params
-        return params[i] if i < len(params) else params[-1]
+        return self.invoker.param(i)
 
     def _exec(self, arg: Any) -> bytes:
         if not isinstance(arg, list) or not arg:
@@ -126,44 +93,13 @@ class FunctionHandler:
         err = self._arity_error(len(raw))
         if err:
             return encode_func_reply(False, err)
-        args = raw if self._plain else [self._arg(i, v) for i, v in enumerate(raw)]
-        args += [None] * self._missing_optional(len(args))
-        kwargs: Dict[str, Any] = {}
-        if self.sym.context_param:
-            kwargs[self.sym.context_param] = self._context(ctx_text)
-        result = self.sym.func(*args, **kwargs)
-        if self.sym.is_async:
-            if self._loop is None:
-                import asyncio
-
-                self._loop = asyncio.new_event_loop()
-            result = self._loop.run_until_complete(result)
+        args = self.invoker.bind(raw, self._literals)
+        result = self.invoker.call(args, self._context(ctx_text) if self.sym.context_param else None)
         self.calls += 1
         try:
             return encode_func_reply(True, result)
         except BaseException:
-            found = find_unencodable(result, "result")
-            where, what = found if found else ("result", "a value that could not be encoded")
-            raise ResultError(self.sym.name, where, what) from None
-
-    def _arg(self, i: int, value: Any) -> Any:
-        p = self._param(i)
-        if self.sym.aggregate:
-            if not _column(p.type):
-                value = _first(value)
-            elif p.type.kind == "list" and value is not None and not isinstance(value, list):
-                value = [value]  # evaluated outside a group: a group of one row
-        if value is None and p.default is not MISSING:
-            return p.default
-        literals = self._literals.get(i)
-        if literals:
-            value = _literal_text(value, p.type, literals)
-        return coerce(value, p.type, symbol=self.sym.name, name=p.name, b64=True, role="argument")
-
-    def _missing_optional(self, n: int) -> int:
-        """How many left-out trailing ``Optional`` arguments without a default must be passed as ``None``."""
-        fixed = [p for p in self.sym.params if not p.variadic][n:]
-        return max((i + 1 for i, p in enumerate(fixed) if p.default is MISSING), default=0)
+            raise self.invoker.result_error(result) from None
 
     def _context(self, text: Any) -> Context:
         key = text if isinstance(text, str) else repr(text)
@@ -178,17 +114,7 @@ class FunctionHandler:
         return ctx
 
     def close(self) -> None:
-        if self._loop is not None:
-            self._loop.close()
-
-
-def _literal_text(value: Any, t: TypeInfo, literals: Set[str]) -> Any:
-    """A ``bytes`` argument (or a ``list[bytes]`` item) equal to a string literal of the SQL is that text."""
-    if t.kind == "bytes" and isinstance(value, str) and value in literals:
-        return value.encode("utf-8")
-    if t.kind == "list" and t.item is not None and t.item.kind == "bytes" and isinstance(value, list):
-        return [v.encode("utf-8") if isinstance(v, str) and v in literals else v for v in value]
-    return value
+        self.invoker.close()
 
 
 class FunctionService:

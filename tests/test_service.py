@@ -1,0 +1,289 @@
+"""``python -m ekdsl service`` over real sockets, called as eKuiper calls it, against the portable runtime."""
+
+from __future__ import annotations
+
+import base64
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+from ekdsl.host import Emulator
+
+from .conftest import ROOT, wait_for
+from .service_clients import CallFailed, MsgpackClient, RestClient, jsonpb
+
+PLUGIN = Path(__file__).resolve().parent / "plugins" / "svcfuncs.py"
+PROTOCOLS = ["rest", "msgpack-rpc"]
+
+# (function, arguments): one argument, several, none, zero values, lists, an object, bytes, a default
+CASES: List[Tuple[str, Tuple[Any, ...]]] = [
+    ("shout", ("hello",)),
+    ("add", (2, 40)),
+    ("add", (0, -7)),
+    ("tau", ()),
+    ("stats", ([1.5, 2.5, 5.0],)),
+    ("scale", ([1.0, 2.0], 3.0)),
+    ("flip", (b"abc\x00\xff",)),
+    ("positive", (-1.5,)),
+    ("positive", (0.0,)),
+]
+
+
+class Service:
+    """A ``python -m ekdsl service`` process; its stdout lines in a queue."""
+
+    def __init__(self, protocol: str, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ekdsl", "service", str(PLUGIN), "--listen", "127.0.0.1:0",
+             "--protocol", protocol, *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: List[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.port = int(self._expect(r"serving .* on 127\.0\.0\.1:(\d+)").group(1))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+
+    def _expect(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}: {''.join(self.output)}") from None
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def client(protocol: str, port: int) -> Any:
+    return RestClient(port) if protocol == "rest" else MsgpackClient(port)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with Emulator(str(PLUGIN), socket_dir=str(tmp_path_factory.mktemp("sock"))) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module", params=PROTOCOLS)
+def service(request: pytest.FixtureRequest) -> Iterator[Tuple[str, Service]]:
+    svc = Service(request.param)
+    yield request.param, svc
+    assert svc.stop() == 0, "".join(svc.output)
+    assert "stopped serving 'svcfuncs'" in "".join(svc.output)
+
+
+_HANDLES: Dict[Tuple[int, str], Any] = {}
+
+
+def portable(emulator: Emulator, name: str, args: Tuple[Any, ...]) -> Tuple[bool, Any]:
+    """The same call through eKuiper's portable function channel (one handle per function and emulator)."""
+    key = (id(emulator), name)
+    if key not in _HANDLES:
+        _HANDLES[key] = emulator.function(name)
+    ok, result = _HANDLES[key].exec(*args)
+    if ok and name == "flip":
+        result = base64.b64decode(result)  # the function channel carries bytes as base64, like Go's []byte
+    return ok, result
+
+
+def unwrap(name: str, value: Any) -> Any:
+    """What SQL sees from a service reply, in the portable function's terms: a list comes in ``result``."""
+    return value["result"] if name == "scale" else value
+
+
+@pytest.mark.parametrize(("name", "args"), CASES, ids=[f"{n}{len(a)}" for n, a in CASES])
+def test_service_answers_as_the_portable_runtime(service, emulator, name, args):
+    protocol, svc = service
+    c = client(protocol, svc.port)
+    try:
+        got = unwrap(name, c.call(name, *args))
+    finally:
+        c.close()
+    assert (True, got) == portable(emulator, name, args)
+
+
+def test_a_raising_function_fails_the_call_not_the_connection(service, emulator):
+    protocol, svc = service
+    c = client(protocol, svc.port)
+    try:
+        for name in ("boom", "leave"):  # an exception, and SystemExit
+            with pytest.raises(CallFailed) as failed:
+                c.call(name, 7)
+            ok, error = portable(emulator, name, (7,))
+            assert not ok
+            assert error in str(failed.value)
+        assert c.call("add", 1, 2) == 3  # the same connection serves on
+    finally:
+        c.close()
+
+
+def test_wrong_arity_is_a_call_error(service, emulator):
+    protocol, svc = service
+    c = client(protocol, svc.port)
+    try:
+        if protocol == "msgpack-rpc":
+            msgid = c.send("add", [1, 2, 3])
+            assert c.receive() == (msgid, portable(emulator, "add", (1, 2, 3))[1].encode(), None)
+            msgid = c.send("shout", [None])  # one null argument where a string is required
+            assert c.receive() == (msgid, portable(emulator, "shout", (None,))[1].encode(), None)
+            with pytest.raises(CallFailed, match="no function 'nosuch'"):
+                c.call("nosuch")
+        else:
+            with pytest.raises(CallFailed) as failed:
+                c.call("add", body=b'{"a": "1", "b": "2", "c": "3"}')
+            assert failed.value.args == (400, "add() has no parameter 'c': it takes a, b")
+            with pytest.raises(CallFailed) as failed:
+                c.call("add", body=b"[1, 2]")
+            assert failed.value.args[0] == 400
+            with pytest.raises(CallFailed) as failed:
+                _raise_rest(c, "nosuch")
+            assert failed.value.args[0] == 404 and "no function 'nosuch'" in failed.value.args[1]
+        assert c.call("add", 20, 22) == 42
+    finally:
+        c.close()
+
+
+def _raise_rest(c: RestClient, method: str) -> None:
+    c.conn.request("POST", f"/{method}", body=b"{}", headers={"Content-Type": "application/json"})
+    resp = c.conn.getresponse()
+    raise CallFailed(resp.status, resp.read().decode())
+
+
+def test_eight_concurrent_clients(service):
+    protocol, svc = service
+    errors: List[str] = []
+
+    def run(k: int) -> None:
+        c = client(protocol, svc.port)
+        try:
+            for i in range(25):
+                got = c.call("add", i, k * 1000)
+                if got != i + k * 1000:
+                    errors.append(f"client {k} call {i}: {got!r}")
+        except Exception as exc:  # collected, the test fails below
+            errors.append(f"client {k}: {exc!r}")
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+
+
+def test_msgpack_calls_on_one_connection_overlap_and_keep_their_ids(tmp_path):
+    svc = Service("msgpack-rpc")
+    c = MsgpackClient(svc.port)
+    try:
+        marker = tmp_path / "started"
+        slow = c.send("nap", [str(marker), 1.0])
+        assert wait_for(marker.exists, 10)
+        fast = c.send("add", [1, 1])
+        assert c.receive() == (fast, None, 2)  # answered while the slow call still runs
+        assert c.receive() == (slow, None, b"rested")
+    finally:
+        c.close()
+        assert svc.stop() == 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_sigterm_lets_the_call_in_flight_answer(protocol, tmp_path):
+    svc = Service(protocol)
+    marker = tmp_path / "started"
+    answer: List[Any] = []
+    c = client(protocol, svc.port)
+    caller = threading.Thread(target=lambda: answer.append(c.call("nap", str(marker), 1.0)))
+    caller.start()
+    try:
+        assert wait_for(marker.exists, 10)
+        svc.proc.send_signal(signal.SIGTERM)
+        caller.join(20)
+        assert answer == ["rested"]
+        assert svc.proc.wait(timeout=20) == 0
+        assert "stopped serving 'svcfuncs'" in "".join(svc.output)
+    finally:
+        c.close()
+        svc.stop()
+
+
+def test_workers_run_calls_in_other_processes():
+    svc = Service("msgpack-rpc", "--workers", "2")
+    try:
+        assert "with 2 workers" in "".join(svc.output)
+        clients = [MsgpackClient(svc.port) for _ in range(4)]
+        pids = {c.call("whoami") for c in clients for _ in range(3)}
+        assert svc.proc.pid not in pids and len(pids) <= 2
+        assert clients[0].call("add", 2, 3) == 5
+        with pytest.raises(CallFailed, match="RuntimeError: boom 1"):
+            clients[1].call("boom", 1)
+        with pytest.raises(CallFailed, match="worker process failed"):
+            clients[2].call("crash", 3)
+        assert clients[2].call("add", 4, 5) == 9  # a new pool took over
+        for c in clients:
+            c.close()
+    finally:
+        assert svc.stop() == 0
+
+
+def test_jsonpb_names_and_int64_strings_are_read():
+    assert jsonpb("add", (0, 5)) == b'{"b": "5"}'  # the client follows jsonpb: zero left out, int64 as text
+    from ekdsl.plugin import load_target
+    from ekdsl.service.calls import Calls
+
+    calls = Calls(load_target(str(PLUGIN)).model())
+    shape = calls.shape("add")
+    assert shape is not None
+    assert shape.args_from_json({"b": "5"}) == [0, "5"]
+    assert calls.call("add", shape.args_from_json({"b": "5"})).value == 5
+    assert calls.shape("tau").args_from_msgpack([None]) == []  # type: ignore[union-attr]
+    assert [s.symbol for s in calls.skipped] == ["anything"]
+
+
+def test_cli_service_help_and_lazy_imports():
+    proc = subprocess.run([sys.executable, "-m", "ekdsl", "service", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0
+    assert "--listen" in proc.stdout and "--workers" in proc.stdout and "msgpack-rpc" in proc.stdout
+    code = ("import sys, ekdsl.cli as c; c._parser().parse_args(['run', 'x']); "
+            "print(sorted(m for m in sys.modules if m.startswith('ekdsl.service') or m == 'http.server'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_cli_service_refuses_a_bad_listen_address():
+    proc = subprocess.run([sys.executable, "-m", "ekdsl", "service", str(PLUGIN), "--listen", "nowhere"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert "--listen expects HOST:PORT" in proc.stderr
+
+
+
+def test_service_benchmark_takes_its_arguments():
+    proc = subprocess.run([sys.executable, "benchmarks/services.py", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0
+    assert "--seconds" in proc.stdout and "--json" in proc.stdout
