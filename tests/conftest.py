@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -118,22 +119,49 @@ def host(exported: Callable[[Path], Path], sockdir: str, transport: str) -> Iter
 SDK_PYSAM = Path(__file__).resolve().parent / "sdk_plugins" / "pysam"
 
 
+@contextlib.contextmanager
+def shared(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A directory every pytest-xdist worker of this run shares, held under an exclusive lock meanwhile."""
+    import fcntl
+
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' base directories sit side by side in the run's own
+    path = root / name
+    path.mkdir(exist_ok=True)
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A Python with the official SDK (PyPI ekuiper 2.4.2, which pins pynng==0.8.1) in its own venv.
-
-    orjson is installed beside it, for the benchmark's ekdsl+orjson plugin (the SDK does not use it)."""
+    """A Python with the official SDK (PyPI ekuiper 2.4.2, which pins pynng==0.8.1) in its own venv, made once
+    per run. orjson is installed beside it, for the benchmark's ekdsl+orjson plugin (the SDK does not use it)."""
     import subprocess
     import venv
 
-    path = tmp_path_factory.mktemp("sdk-venv")
-    venv.EnvBuilder(with_pip=True).create(path)
-    python = str(path / "bin" / "python")
-    proc = subprocess.run([python, "-m", "pip", "install", "-q", "ekuiper==2.4.2", "orjson"],
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(f"cannot install the official SDK: {proc.stderr[-2000:]}")
+    with shared(tmp_path_factory, "sdk-venv") as path:
+        python = str(path / "bin" / "python")
+        if not (path / "ready").exists():
+            venv.EnvBuilder(with_pip=True, clear=True).create(path)
+            proc = subprocess.run([python, "-m", "pip", "install", "-q", "ekuiper==2.4.2", "orjson"],
+                                  capture_output=True, text=True, timeout=600)
+            if proc.returncode != 0:
+                pytest.fail(f"cannot install the official SDK: {proc.stderr[-2000:]}")
+            (path / "ready").touch()
     return python
+
+
+@pytest.fixture
+def official_sdk_alone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Held by every test that runs an official-SDK plugin: its sockets are fixed ``/tmp`` paths, so such tests
+    run one at a time, whichever worker they land on."""
+    with shared(tmp_path_factory, "official-sdk-sockets"):
+        yield
 
 
 SOAK_FIGURES: list = []  # a test appends its figures; they travel in its report (also from an xdist worker)

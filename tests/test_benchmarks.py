@@ -6,13 +6,10 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from .conftest import ROOT
 
 
-@pytest.mark.xdist_group("official-sdk")  # the SDK's sockets are fixed /tmp paths: one such test at a time
-def test_benchmark_smoke_run(sdk_python, tmp_path):
+def test_benchmark_smoke_run(sdk_python, official_sdk_alone, tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--sdk-python", sdk_python,
                            "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)

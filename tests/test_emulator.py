@@ -19,8 +19,7 @@ from ekdsl.package import export
 from .conftest import LAB, PYSAM, SDK_PYSAM, WEATHER, wait_for
 
 
-@pytest.mark.xdist_group("official-sdk")  # the SDK's sockets are fixed /tmp paths: one such test at a time
-def test_official_sdk_pysam(sdk_python):
+def test_official_sdk_pysam(sdk_python, official_sdk_alone):
     with Emulator(str(SDK_PYSAM), python=sdk_python) as emu:
         assert emu.sdk
         src = emu.start_source("pyjson", datasource="topicX", rule="rulePort1")

@@ -15,7 +15,7 @@ import pytest
 
 from ekdsl.protocol import Control, Meta, encode_command, encode_func_reply
 
-from ..conftest import lines, wait_for
+from ..conftest import lines, shared, wait_for
 from ..test_transport import squat
 from .harness import GO, EkHost, Ekuiper, build, print_options
 
@@ -24,8 +24,6 @@ MIB = 1 << 20
 
 if GO is None:
     pytest.skip("go is not on PATH: the mangos interop tests need it", allow_module_level=True)
-
-pytestmark = pytest.mark.xdist_group("mangos")  # one worker builds the harness once and runs them all
 
 # The options eKuiper sets on each of its sockets, from internal/plugin/portable/runtime/connection.go
 # (eKuiper 0014e7fab0dd); durations in ms. conf.Config.Portable.RecvTimeout/SendTimeout default to 5 s.
@@ -57,7 +55,9 @@ EKUIPER_OPTIONS = {
 
 @pytest.fixture(scope="session")
 def ekhost_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build(tmp_path_factory.mktemp("ekhost"))
+    with shared(tmp_path_factory, "ekhost") as path:  # built once per run, whichever worker asks first
+        exe = path / "ekhost"
+        return exe if exe.exists() else build(path)
 
 
 @pytest.fixture
