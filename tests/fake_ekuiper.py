@@ -36,6 +36,7 @@ class FakeEkuiper:
         self.plugins: Dict[str, Dict[str, Any]] = {}
         self.streams: Dict[str, str] = {}
         self.rules: Dict[str, Any] = {}
+        self.services: Dict[str, Dict[str, Any]] = {}
         self.lock = threading.Lock()
         fake = self
 
@@ -98,6 +99,8 @@ class FakeEkuiper:
             return self._streams(method, parts[0][:-1], parts[1:], body)
         if parts[0] == "rules":
             return self._rules(method, parts[1:], body)
+        if parts[0] == "services":
+            return self._services(method, parts[1:], body)
         return self._text(404, "404 page not found\n")
 
     def _register(self, body: bytes, prefix: str) -> Optional[Tuple[int, str, str]]:
@@ -144,6 +147,43 @@ class FakeEkuiper:
         self.plugins.pop(name, None)  # PUT: delete (error only logged), then register
         failed = self._register(body, "portable plugin update command error")
         return failed or self._text(200, f"portable plugin {json.loads(body)['name']} is updated")
+
+    def _services(self, method: str, rest: List[str], body: bytes) -> Tuple[int, str, str]:
+        """``internal/server/service_init.go`` over ``internal/service/manager.go`` (Create/Update/Delete)."""
+        if not rest:
+            if method == "GET":
+                return self._json(sorted(self.services))
+            req = json.loads(body)
+            name = str(req.get("name", ""))
+            if name in self.services:
+                return self._error(f"service create command error: service {name} exist")
+            failed = self._read_service(name, str(req.get("file", "")), "service create command error")
+            return failed or self._text(201, f"service {name} is created")
+        name = rest[0]
+        if method == "GET":
+            if name not in self.services:
+                return self._error(f"describe service {name} error: not found", 1002)
+            return self._json(self.services[name])
+        if method == "DELETE":
+            if self.services.pop(name, None) is None:
+                return self._error(f"delete service {name} error: {name} is not found", 1002)
+            return self._text(200, f"service {name} is deleted")
+        if name not in self.services:
+            return self._error(f"service update command error: service {name} not found")
+        failed = self._read_service(name, str(json.loads(body).get("file", "")), "service update command error")
+        return failed or self._text(200, f"service {name} is updated")
+
+    def _read_service(self, name: str, uri: str, prefix: str) -> Optional[Tuple[int, str, str]]:
+        local = urllib.request.url2pathname(urllib.parse.urlsplit(uri).path)
+        if "://" not in uri or not os.path.isfile(local):
+            return self._error(f"{prefix}: fail to download file {uri}: open {local}: no such file or directory")
+        with zipfile.ZipFile(local) as zf:
+            try:
+                info = json.loads(zf.read(f"{name}.json"))
+            except KeyError:
+                return self._error(f"{prefix}: open {name}.json: no such file or directory")
+        self.services[name] = {"About": info.get("about", {}), "Interfaces": info.get("interfaces", {})}
+        return None
 
     def _upload(self, headers: Dict[str, str], body: bytes) -> Tuple[int, str, str]:
         head = f"Content-Type: {headers.get('Content-Type', '')}\r\n\r\n".encode()

@@ -215,3 +215,33 @@ def test_bad_server_url_and_auth_options(capsys):
     assert deploy(capsys, "status", "x", "--server", "127.0.0.1:9081")[0] == 2
     assert deploy(capsys, "status", "x", "--token", "a", "--user", "b:c")[0] == 2
     assert deploy(capsys, "status", "x", "--user", "nopassword")[0] == 2
+
+
+def test_service_install_describe_update_delete(server, tmp_path, capsys):
+    """``--service`` registers the zip of ``export --service`` through ``/services``, as ``bin/kuiper create
+    service`` does; the service is named after the zip."""
+    from .conftest import ROOT
+
+    assert main(["export", str(ROOT / "tests" / "plugins" / "svcfuncs.py"), "-o", str(tmp_path),
+                 "--service", "127.0.0.1:9999"]) == 0
+    capsys.readouterr()
+    package = str(tmp_path / "svcfuncs.service.zip")
+    url = "file://" + urllib.request.pathname2url(package)
+    code, out, _ = deploy(capsys, "install", package, "--service", "--server", server.url)
+    assert code == 0 and out == "service svcfuncs is created\n"
+    assert bodies(server) == [("POST", "/services", {"name": "svcfuncs", "file": url})]
+    code, out, _ = deploy(capsys, "describe", "svcfuncs", "--service", "--server", server.url)
+    assert code == 0 and "svcfuncs" in json.loads(out)["Interfaces"]
+    code, out, _ = deploy(capsys, "list", "--service", "--server", server.url)
+    assert json.loads(out) == ["svcfuncs"]
+    code, out, _ = deploy(capsys, "update", package, "--service", "--server", server.url)
+    assert code == 0 and out == "service svcfuncs is updated\n"
+    assert bodies(server)[-1] == ("PUT", "/services/svcfuncs", {"name": "svcfuncs", "file": url})
+    code, out, _ = deploy(capsys, "delete", "svcfuncs", "--service", "--server", server.url)
+    assert code == 0 and out == "service svcfuncs is deleted\n"
+    code, out, err = deploy(capsys, "delete", "svcfuncs", "--service", "--server", server.url)
+    assert code == 1 and "(404): delete service svcfuncs error: svcfuncs is not found" in err
+    code, out, _ = deploy(capsys, "install", package, "--service", "--server", server.url, "--dry-run")
+    assert code == 0 and "bin/kuiper create service svcfuncs" in out and len(server.seen) == 6
+    code, out, err = deploy(capsys, "install", package, "--service", "--shell-para=x", "--server", server.url)
+    assert code != 0 and "--shell-para are for plugins" in err

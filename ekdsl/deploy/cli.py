@@ -33,6 +33,12 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _service_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--service", action="store_true",
+                   help="an external service (the zip of 'export --service', POST /services) instead of a "
+                        "portable plugin")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``deploy`` actions and their options."""
     common = _common()
@@ -55,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "e.g. --shell-para=--online")
         p.add_argument("--provision", metavar="FILE",
                        help="then create or replace the streams and rules listed in FILE (YAML or JSON)")
+        _service_flag(p)
     for action, text in (("describe", "show an installed plugin (GET /plugins/portables/NAME)"),
                          ("status", "show a plugin's process status and rule references"),
                          ("delete", "delete a plugin (and the streams and rules of --provision FILE)")):
@@ -63,7 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if action == "delete":
             p.add_argument("--provision", metavar="FILE",
                            help="first drop the rules, then the streams, listed in FILE")
-    sub.add_parser("list", parents=[common], help="list the installed portable plugins")
+        if action != "status":
+            _service_flag(p)
+    _service_flag(sub.add_parser("list", parents=[common], help="list the installed portable plugins"))
 
 
 def _show(data: Any) -> None:
@@ -84,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "provision", None):
         plan = provisioning.load(args.provision)
     action = args.action
+    if getattr(args, "service", False):
+        return _run_service(deployer, args, plan)
     if action in ("install", "update"):
         deployer.install(args.package, args.name, update=action == "update", upload=args.upload,
                          shell_paras=args.shell_para, provision=plan)
@@ -97,4 +108,21 @@ def run(args: argparse.Namespace) -> int:
         deployer.delete(args.name, plan)
     else:  # pragma: no cover - argparse restricts the choices
         raise UsageError(f"unknown deploy action '{action}'")
+    return 0
+
+
+def _run_service(deployer: Any, args: argparse.Namespace, plan: Optional[Provision]) -> int:
+    """The ``--service`` form of an action: the same verbs on ``/services``."""
+    if plan is not None or getattr(args, "shell_para", None):
+        raise UsageError("--provision and --shell-para are for plugins: a service has no install.sh, and its "
+                         "rules can be provisioned with the plugin's deploy or 'bin/kuiper create rule'")
+    action = args.action
+    if action in ("install", "update"):
+        deployer.install_service(args.package, args.name, update=action == "update", upload=args.upload)
+    elif action == "describe":
+        _show(deployer.describe_service(args.name))
+    elif action == "list":
+        _show(deployer.list_services())
+    else:
+        deployer.delete_service(args.name)
     return 0

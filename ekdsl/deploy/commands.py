@@ -21,7 +21,7 @@ from ..errors import DeployError, PackagingError
 from .provision import Provision
 from .rest import Client
 
-__all__ = ["Deployer", "file_url"]
+__all__ = ["Deployer", "file_url", "service_name"]
 
 _KUIPER = "bin/kuiper"
 
@@ -29,6 +29,15 @@ _KUIPER = "bin/kuiper"
 def file_url(path: str) -> str:
     """``file://`` URL of a local path, as eKuiper's ``httpx.ReadFile`` reads it."""
     return "file://" + urllib.request.pathname2url(os.path.abspath(path))
+
+
+def service_name(package: str) -> str:
+    """The service a zip of ``export --service`` registers: ``dist/weather.service.zip`` → ``weather``."""
+    base = os.path.basename(package)
+    for suffix in (".service.zip", ".zip"):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
 
 
 def _compact(data: Any) -> str:
@@ -110,6 +119,40 @@ class Deployer:
             self.unprovision(provision)
         resp = self.client.request("DELETE", f"/plugins/portables/{name}",
                                    kuiper=[f"{_KUIPER} drop plugin portable {name} -s false"])
+        if resp is not None and resp.text:
+            self.out(resp.text.strip())
+
+    # ---- external services (internal/server/service_init.go)
+
+    def install_service(self, package: str, name: str = "", *, update: bool = False,
+                        upload: Optional[bool] = None) -> None:
+        """Register (or, with ``update``, replace) the zip of ``export --service`` as an external service."""
+        name = name or service_name(package)
+        if not os.path.isfile(package) or not package.endswith(".zip"):
+            raise PackagingError(f"'{package}' is not a service zip: write one with 'python -m ekdsl export "
+                                 "TARGET --service HOST:PORT' and deploy dist/<name>.service.zip", package)
+        if upload is None:
+            upload = not self.client.is_local
+        body = {"name": name, "file": self._upload(package) if upload else file_url(package)}
+        create = f"{_KUIPER} create service {name} {shlex.quote(_compact(body))}"
+        if update:
+            resp = self.client.request("PUT", f"/services/{name}", body=body,
+                                       kuiper=[f"{_KUIPER} drop service {name}", create])
+        else:
+            resp = self.client.request("POST", "/services", body=body, kuiper=[create])
+        if resp is not None and resp.text:
+            self.out(resp.text.strip())
+
+    def describe_service(self, name: str) -> Any:
+        resp = self.client.request("GET", f"/services/{name}", kuiper=[f"{_KUIPER} describe service {name}"])
+        return None if resp is None or self.client.dry_run else resp.json()
+
+    def list_services(self) -> Any:
+        resp = self.client.request("GET", "/services", kuiper=[f"{_KUIPER} show services"])
+        return None if resp is None or self.client.dry_run else resp.json()
+
+    def delete_service(self, name: str) -> None:
+        resp = self.client.request("DELETE", f"/services/{name}", kuiper=[f"{_KUIPER} drop service {name}"])
         if resp is not None and resp.text:
             self.out(resp.text.strip())
 
