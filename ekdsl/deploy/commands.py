@@ -58,23 +58,30 @@ class Deployer:
         """Install (or, with ``update``, replace) the plugin zip ``package``; then apply ``provision``."""
         name = name or package_name(package)
         self._check(package, name)
-        if upload is None:
-            upload = not self.client.is_local
-        url = self._upload(package) if upload else file_url(package)
-        body: Dict[str, Any] = {"name": name, "file": url}
+        body: Dict[str, Any] = {"name": name, "file": self._file(package, upload)}
         if shell_paras:
             body["shellParas"] = list(shell_paras)
         cli_json = _compact({k: v for k, v in body.items() if k != "name"})
-        create = f"{_KUIPER} create plugin portable {name} {shlex.quote(cli_json)}"
-        if update:
-            resp = self.client.request("PUT", f"/plugins/portables/{name}", body=body,
-                                       kuiper=[f"{_KUIPER} drop plugin portable {name} -s false", create])
-        else:
-            resp = self.client.request("POST", "/plugins/portables", body=body, kuiper=[create])
-        if resp is not None and resp.text:
-            self.out(resp.text.strip())
+        self._register("/plugins/portables", body, update,
+                       create=f"{_KUIPER} create plugin portable {name} {shlex.quote(cli_json)}",
+                       drop=f"{_KUIPER} drop plugin portable {name} -s false")
         if provision is not None:
             self.provision(provision)
+
+    def _file(self, package: str, upload: Optional[bool]) -> str:
+        """The URL eKuiper reads ``package`` from: ``file://`` here, or the upload's stored path."""
+        if upload is None:
+            upload = not self.client.is_local
+        return self._upload(package) if upload else file_url(package)
+
+    def _register(self, collection: str, body: Dict[str, Any], update: bool, *, create: str, drop: str) -> None:
+        """``POST collection`` (or ``PUT collection/<name>`` to replace) ``body``; print eKuiper's answer."""
+        if update:
+            resp = self.client.request("PUT", f"{collection}/{body['name']}", body=body, kuiper=[drop, create])
+        else:
+            resp = self.client.request("POST", collection, body=body, kuiper=[create])
+        if resp is not None and resp.text:
+            self.out(resp.text.strip())
 
     def _check(self, package: str, name: str) -> None:
         if os.path.isdir(package) or not package.endswith(".zip"):
@@ -131,17 +138,9 @@ class Deployer:
         if not os.path.isfile(package) or not package.endswith(".zip"):
             raise PackagingError(f"'{package}' is not a service zip: write one with 'python -m ekdsl export "
                                  "TARGET --service HOST:PORT' and deploy dist/<name>.service.zip", package)
-        if upload is None:
-            upload = not self.client.is_local
-        body = {"name": name, "file": self._upload(package) if upload else file_url(package)}
-        create = f"{_KUIPER} create service {name} {shlex.quote(_compact(body))}"
-        if update:
-            resp = self.client.request("PUT", f"/services/{name}", body=body,
-                                       kuiper=[f"{_KUIPER} drop service {name}", create])
-        else:
-            resp = self.client.request("POST", "/services", body=body, kuiper=[create])
-        if resp is not None and resp.text:
-            self.out(resp.text.strip())
+        body = {"name": name, "file": self._file(package, upload)}
+        self._register("/services", body, update, create=f"{_KUIPER} create service {name} "
+                       f"{shlex.quote(_compact(body))}", drop=f"{_KUIPER} drop service {name}")
 
     def describe_service(self, name: str) -> Any:
         resp = self.client.request("GET", f"/services/{name}", kuiper=[f"{_KUIPER} describe service {name}"])
