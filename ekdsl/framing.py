@@ -7,25 +7,26 @@ an array of either). ``sendSingle`` sends every row of an event on its own. The 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterator, List
+
+from .protocol import go_json
 
 __all__ = ["encode_sink_messages", "sink_events", "sink_rows"]
 
 
 def encode_sink_messages(rows: List[Any], send_single: bool = False, batch: int = 0) -> Iterator[bytes]:
-    """The payloads eKuiper sends for ``rows`` (each a row, or a list of rows: an event)."""
+    """The payloads eKuiper sends for ``rows`` (each a row, or a list of rows: an event), in Go's JSON."""
     events = [r if isinstance(r, list) else [r] for r in rows]
     if batch <= 0:
         for ev in events:
             if send_single:
-                yield from (json.dumps(r).encode() for r in ev)
+                yield from (go_json(r) for r in ev)
             else:
-                yield json.dumps(ev).encode()
+                yield go_json(ev)
         return
     items: List[Any] = [r for ev in events for r in ev] if send_single else events
     for i in range(0, len(items), batch):
-        yield json.dumps(items[i:i + batch]).encode()
+        yield go_json(items[i:i + batch])
 
 
 def sink_rows(value: Any) -> Iterator[Any]:

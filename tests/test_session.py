@@ -184,9 +184,10 @@ def test_every_framing_decodes_to_the_rows_sent(events, send_single, batch):
 
 def test_framings_as_eKuiper_sends_them():
     rows = [{"a": 1}, [{"a": 2}, {"a": 3}]]
-    assert list(encode_sink_messages(rows)) == [b'[{"a": 1}]', b'[{"a": 2}, {"a": 3}]']
-    assert list(encode_sink_messages(rows, send_single=True)) == [b'{"a": 1}', b'{"a": 2}', b'{"a": 3}']
-    assert list(encode_sink_messages(rows, batch=2)) == [b'[[{"a": 1}], [{"a": 2}, {"a": 3}]]']
+    assert list(encode_sink_messages(rows)) == [b'[{"a":1}]', b'[{"a":2},{"a":3}]']  # Go's encoding/json
+    assert list(encode_sink_messages(rows, send_single=True)) == [b'{"a":1}', b'{"a":2}', b'{"a":3}']
+    assert list(encode_sink_messages(rows, batch=2)) == [b'[[{"a":1}],[{"a":2},{"a":3}]]']
+    assert list(encode_sink_messages([{"b": "<&>", "a": 1}])) == [b'[{"a":1,"b":"\\u003c\\u0026\\u003e"}]']
     assert sink_events({"a": 1}) == [[{"a": 1}]]
     assert sink_events([[{"a": 1}], [{"a": 2}]]) == [[{"a": 1}], [{"a": 2}]]
     assert sink_events([{"a": 1}]) == [[{"a": 1}]]
