@@ -112,6 +112,13 @@ def encodable(text: str) -> str:
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
+# eKuiper listens on a source's data socket and a sink's ack socket before it sends the start, so the plugin's
+# dial connects at once; nobody listening means a start replayed for a rule that no longer runs: fail it fast
+# (a few tries over ~0.2 s) instead of holding every other command of the plugin.
+DIAL_ATTEMPTS = 3
+DIAL_INTERVAL = 0.1
+
+
 def go_json(value: Any) -> bytes:
     """JSON as Go's ``encoding/json`` writes it: no spaces, map keys sorted, ``<>&`` escaped.
 

@@ -8,6 +8,8 @@ sources, sinks and functions run on their own threads.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import os
 import signal
@@ -16,18 +18,15 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from ..errors import EkdslError, ProtocolError, TransportError
-from ..kinds import Kind, kind_of_wire
+from ..kinds import KINDS, Kind, kind_of_wire
 from ..model import PluginModel, SymbolModel
 from ..protocol import (
     REPLY_OK,
     Control,
-    ack_url,
     control_url,
-    data_url,
     decode_command,
     error_reply,
     func_url,
-    require_ack,
 )
 from ..transport import Socket, open_socket
 from .answer import answer_loop
@@ -43,11 +42,6 @@ TICK = 1.0  # the control loop looks at eKuiper (parent, control connection) and
 START_BUDGET = 2.0  # seconds a start may spend converting properties (user code) before it is answered an error
 STOP_GRACE = 1.0  # seconds a stopping instance gets to finish; at shutdown, all of them together
 RESTART_WINDOW = 10.0  # a late stop of a rule's previous run is recognised for this long after its restart
-# eKuiper listens on a source's data socket and a sink's ack socket before it sends the start, so the plugin's
-# dial connects at once; nobody listening means a start replayed for a rule that no longer runs: fail it fast
-# (a few tries over ~0.2 s) instead of holding every other command of the plugin.
-DIAL_ATTEMPTS = 3
-DIAL_INTERVAL = 0.1
 LOAD_WAIT = 60.0  # a start waits this long for the user's module to finish importing (eKuiper's initTimeout)
 Runner = Union[SourceRunner, SinkRunner]
 Clock = Callable[[], float]
@@ -60,6 +54,13 @@ class StartError(EkdslError):
 class _Instance(NamedTuple):
     control: Control
     runner: Runner
+
+
+@functools.cache
+def _runner_class(kind: Kind) -> Any:
+    """What runs an instance of ``kind``: the kind table's ``runner`` (``module:attr``)."""
+    module, _, attr = KINDS[kind].runner.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class PluginServer:
@@ -197,21 +198,8 @@ class PluginServer:
             log.info("started again while running (a rule restart); the previous run's stop will be ignored")
             old.runner.stop(wait=STOP_GRACE)
         ctx = make_context(self.name, sym, ctrl, config, log)
-        runner: Runner
-        if sym.kind == Kind.SOURCE:
-            sock = open_socket("push", data_url(ctrl.meta, self.socket_dir), attempts=DIAL_ATTEMPTS,
-                               interval=DIAL_INTERVAL)
-            runner = SourceRunner(sym, kwargs, ctx, sock, log)
-        else:
-            data = open_socket("pull", data_url(ctrl.meta, self.socket_dir), listen=True, attempts=11,
-                               interval=0.05)
-            try:
-                ack = open_socket("push", ack_url(ctrl.meta, self.socket_dir), attempts=DIAL_ATTEMPTS,
-                                  interval=DIAL_INTERVAL)
-            except BaseException:  # out of descriptors, too: the listener must not outlive the failed start
-                data.close()
-                raise
-            runner = SinkRunner(sym, kwargs, ctx, data, ack, require_ack(config), log)
+        runner: Runner = _runner_class(sym.kind).open(sym, kwargs, ctx, ctrl.meta, config, self.socket_dir,
+                                                           log)
         with self._lock:
             self.instances[key] = _Instance(ctrl, runner)
         runner.start()

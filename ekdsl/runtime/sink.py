@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..codec import loads as _json
 from ..context import Context, Stopped
 from ..errors import ConfigError
 from ..framing import sink_events, sink_rows
 from ..model import SymbolModel, TypeInfo
-from ..protocol import ACK_OK, ack_error
-from ..transport import Closed, Socket, Timeout
+from ..protocol import ACK_OK, DIAL_ATTEMPTS, DIAL_INTERVAL, Meta, ack_error, ack_url, data_url, require_ack
+from ..transport import Closed, Socket, Timeout, open_socket
 from ..types import coerce
 from .failure import describe
 
@@ -83,6 +83,19 @@ class SinkRunner:
         self._gen: Any = None
         self._loop: Any = None  # an asyncio loop, for async sinks only (asyncio loads lazily)
         self._thread = threading.Thread(target=self._run, name=f"sink:{sym.name}:{ctx.key}", daemon=True)
+
+    @classmethod
+    def open(cls, sym: SymbolModel, kwargs: Dict[str, Any], ctx: Context, meta: Meta, config: Mapping[str, Any],
+             socket_dir: Optional[str], log: logging.Logger) -> SinkRunner:
+        """Listen for eKuiper's payloads and dial its ack socket (it listens before the start); the runner, not
+        yet started. A failed dial leaves no listener behind."""
+        data = open_socket("pull", data_url(meta, socket_dir), listen=True, attempts=11, interval=0.05)
+        try:
+            ack = open_socket("push", ack_url(meta, socket_dir), attempts=DIAL_ATTEMPTS, interval=DIAL_INTERVAL)
+        except BaseException:  # out of descriptors, too: the listener must not outlive the failed start
+            data.close()
+            raise
+        return cls(sym, kwargs, ctx, data, ack, require_ack(config), log)
 
     def start(self) -> None:
         self._thread.start()

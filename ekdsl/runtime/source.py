@@ -9,9 +9,9 @@ from typing import Any, Dict, Mapping, Optional
 from ..codec import find_unencodable
 from ..context import Context, Row, Stopped
 from ..model import SymbolModel
-from ..protocol import encode_row
+from ..protocol import DIAL_ATTEMPTS, DIAL_INTERVAL, Meta, data_url, encode_row
 from ..session import source_error, source_failed
-from ..transport import Closed, Socket, Timeout
+from ..transport import Closed, Socket, Timeout, open_socket
 from .failure import describe
 
 __all__ = ["SourceRunner"]
@@ -32,6 +32,13 @@ class SourceRunner:
         self._loop: Any = None  # the asyncio loop and task of an async generator (asyncio loads lazily)
         self._task: Any = None
         self._thread = threading.Thread(target=self._run, name=f"source:{sym.name}:{ctx.key}", daemon=True)
+
+    @classmethod
+    def open(cls, sym: SymbolModel, kwargs: Dict[str, Any], ctx: Context, meta: Meta, config: Mapping[str, Any],
+             socket_dir: Optional[str], log: logging.Logger) -> SourceRunner:
+        """Dial the PULL socket eKuiper listens on for this instance's rows; the runner, not yet started."""
+        sock = open_socket("push", data_url(meta, socket_dir), attempts=DIAL_ATTEMPTS, interval=DIAL_INTERVAL)
+        return cls(sym, kwargs, ctx, sock, log)
 
     def start(self) -> None:
         self._thread.start()
