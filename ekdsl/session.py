@@ -12,6 +12,8 @@ Plugin side (:class:`PluginSession`; ``runtime/answer.py`` drives it)::
     WAITING     receive(data, now)         ANSWERING   Request(data)
     WAITING     tick(now), idle >= 5 s     SENDING     Keepalive, handshake queued
     WAITING     broken(now)                SENDING     Restart, handshake queued (eKuiper answers it)
+    SENDING     broken(now)                SENDING     Restart, handshake queued instead (the answer died
+                                                       with its connection; eKuiper sends its command again)
     ANSWERING   send(answer)               SENDING     answer queued (never empty, never starting 'h')
     any         close()                    CLOSED
 
@@ -27,8 +29,9 @@ Host side (:class:`HostExchange`; ``host/channels.py`` drives it, as ``connectio
 
 from __future__ import annotations
 
+import collections
 import json
-from typing import List, NamedTuple, Optional, Union
+from typing import Deque, List, NamedTuple, Optional, Union
 
 from .protocol import HANDSHAKE, error_reply
 
@@ -128,7 +131,7 @@ class PluginSession:
         self.state = GREET
         self.last = 0.0  # when the last message went out
         self._out: Optional[bytes] = None
-        self._events: List[PluginEvent] = []
+        self._events: Deque[PluginEvent] = collections.deque()
 
     def _need(self, *states: str) -> None:
         if self.state not in states:
@@ -174,12 +177,13 @@ class PluginSession:
 
     def broken(self, now: float) -> None:
         """The pending exchange died (no request pending, or its connection reset): greet again."""
-        if self.state in (WAITING, ANSWERING):
+        if self.state in (SENDING, WAITING, ANSWERING):
             self._events.append(Restart())
             self._queue(HANDSHAKE)
 
     def next_event(self) -> Optional[PluginEvent]:
-        return self._events.pop(0) if self._events else None
+        """The oldest event not taken yet; a driver takes them all after each input (they are kept until then)."""
+        return self._events.popleft() if self._events else None
 
     def close(self) -> None:
         self.state = CLOSED

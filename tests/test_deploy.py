@@ -245,3 +245,13 @@ def test_service_install_describe_update_delete(server, tmp_path, capsys):
     assert code == 0 and "bin/kuiper create service svcfuncs" in out and len(server.seen) == 6
     code, out, err = deploy(capsys, "install", package, "--service", "--shell-para=x", "--server", server.url)
     assert code != 0 and "--shell-para are for plugins" in err
+
+
+def test_names_are_one_path_segment(server, capsys):
+    """A name with a space or a slash is sent as one path segment: eKuiper answers it, no traceback, and it
+    cannot reach another route."""
+    code, _, err = deploy(capsys, "status", "a b", "--server", server.url)
+    assert code == 1 and err.startswith("ekdsl: error:") and "Traceback" not in err
+    assert server.seen[-1].path == "/plugins/portables/a%20b/status"
+    code, _, err = deploy(capsys, "describe", "../services", "--server", server.url)
+    assert code == 1 and server.seen[-1].path == "/plugins/portables/..%2Fservices"

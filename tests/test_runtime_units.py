@@ -126,3 +126,32 @@ def test_run_path_imports_only_what_it_needs():
     out = subprocess.run([sys.executable, "-c", code, str(PYSAM)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_a_function_channel_that_ended_is_served_again_on_the_next_start(tmp_path):
+    """A function's channel that ended (its socket failed or closed) is not left dead: the next function start
+    serves it again, instead of skipping it as running."""
+    server = PluginServer(_plugin().model(), LOG, socket_dir=str(tmp_path))
+    try:
+        server.start_functions()
+        first = server.functions["inc"]
+        first.sock.close()  # the channel ends as when its connection fails for good
+        assert first.done.wait(5)
+        server.start_functions()
+        second = server.functions["inc"]
+        assert second is not first and not second.done.is_set()
+    finally:
+        server.stop_all()
+
+
+def test_keys_ekuiper_acts_on_are_not_called_unknown(caplog):
+    """eKuiper decodes ``interval``, ``mergeField``, ... itself (ekdsl.reserved): they reach the plugin but are
+    not the plugin's, so no 'unknown properties' warning; a key nobody knows still gets one."""
+    sym = _plugin().model().get("source", "src")
+    config = {"interval": 1000, "mergeField": "x", "merger": "m", "colAliasMapping": {}}
+    with caplog.at_level(logging.WARNING, logger="test"):
+        bind_config(sym, Control("src", "source", Meta("r", "o"), config=config), LOG)
+    assert "unknown properties" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="test"):
+        bind_config(sym, Control("src", "source", Meta("r", "o"), config={"spam": 1}), LOG)
+    assert "ignoring unknown properties spam" in caplog.text

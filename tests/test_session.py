@@ -191,3 +191,32 @@ def test_framings_as_eKuiper_sends_them():
     assert sink_events({"a": 1}) == [[{"a": 1}]]
     assert sink_events([[{"a": 1}], [{"a": 2}]]) == [[{"a": 1}], [{"a": 2}]]
     assert sink_events([{"a": 1}]) == [[{"a": 1}]]
+
+
+def test_answer_loop_keeps_no_event_behind(monkeypatch):
+    """The driver takes every event the session makes: a long-lived channel must not grow with its traffic."""
+    sessions: List[PluginSession] = []
+    real = PluginSession.__init__
+
+    def spy(self: PluginSession, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        sessions.append(self)
+
+    class Chatty:
+        def __init__(self) -> None:
+            self.incoming = [b"call %d" % i for i in range(1000)]
+            self.sent = 0
+
+        def send(self, data: bytes) -> None:
+            self.sent += 1
+
+        def recv(self) -> bytes:
+            if not self.incoming:
+                raise Closed("done")
+            return self.incoming.pop()
+
+    monkeypatch.setattr(PluginSession, "__init__", spy)
+    sock = Chatty()
+    answer_loop(sock, lambda m: b"ok", lambda: False)  # type: ignore[arg-type]
+    assert sock.sent == 1001  # the handshake and one answer per call
+    assert sessions and sessions[0].next_event() is None

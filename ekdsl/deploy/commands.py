@@ -13,6 +13,7 @@ import html
 import json
 import os
 import shlex
+import urllib.parse
 import urllib.request
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -38,6 +39,11 @@ def service_name(package: str) -> str:
         if base.endswith(suffix):
             return base[: -len(suffix)]
     return base
+
+
+def _seg(name: str) -> str:
+    """``name`` as one path segment of eKuiper's REST API (a space or ``/`` in it cannot change the route)."""
+    return urllib.parse.quote(name, safe="")
 
 
 def _compact(data: Any) -> str:
@@ -77,7 +83,7 @@ class Deployer:
     def _register(self, collection: str, body: Dict[str, Any], update: bool, *, create: str, drop: str) -> None:
         """``POST collection`` (or ``PUT collection/<name>`` to replace) ``body``; print eKuiper's answer."""
         if update:
-            resp = self.client.request("PUT", f"{collection}/{body['name']}", body=body, kuiper=[drop, create])
+            resp = self.client.request("PUT", f"{collection}/{_seg(body['name'])}", body=body, kuiper=[drop, create])
         else:
             resp = self.client.request("POST", collection, body=body, kuiper=[create])
         if resp is not None and resp.text:
@@ -107,12 +113,12 @@ class Deployer:
         return "file://" + urllib.request.pathname2url(path)
 
     def describe(self, name: str) -> Any:
-        resp = self.client.request("GET", f"/plugins/portables/{name}",
+        resp = self.client.request("GET", f"/plugins/portables/{_seg(name)}",
                                    kuiper=[f"{_KUIPER} describe plugin portable {name}"])
         return None if resp is None or self.client.dry_run else resp.json()
 
     def status(self, name: str) -> Any:
-        resp = self.client.request("GET", f"/plugins/portables/{name}/status",
+        resp = self.client.request("GET", f"/plugins/portables/{_seg(name)}/status",
                                    kuiper=["no bin/kuiper equivalent"])
         return None if resp is None or self.client.dry_run else resp.json()
 
@@ -124,7 +130,7 @@ class Deployer:
         """Drop ``provision``'s rules and streams (those that exist), then the plugin."""
         if provision is not None:
             self.unprovision(provision)
-        resp = self.client.request("DELETE", f"/plugins/portables/{name}",
+        resp = self.client.request("DELETE", f"/plugins/portables/{_seg(name)}",
                                    kuiper=[f"{_KUIPER} drop plugin portable {name} -s false"])
         if resp is not None and resp.text:
             self.out(resp.text.strip())
@@ -143,7 +149,7 @@ class Deployer:
                        f"{shlex.quote(_compact(body))}", drop=f"{_KUIPER} drop service {name}")
 
     def describe_service(self, name: str) -> Any:
-        resp = self.client.request("GET", f"/services/{name}", kuiper=[f"{_KUIPER} describe service {name}"])
+        resp = self.client.request("GET", f"/services/{_seg(name)}", kuiper=[f"{_KUIPER} describe service {name}"])
         return None if resp is None or self.client.dry_run else resp.json()
 
     def list_services(self) -> Any:
@@ -151,7 +157,7 @@ class Deployer:
         return None if resp is None or self.client.dry_run else resp.json()
 
     def delete_service(self, name: str) -> None:
-        resp = self.client.request("DELETE", f"/services/{name}", kuiper=[f"{_KUIPER} drop service {name}"])
+        resp = self.client.request("DELETE", f"/services/{_seg(name)}", kuiper=[f"{_KUIPER} drop service {name}"])
         if resp is not None and resp.text:
             self.out(resp.text.strip())
 
@@ -167,7 +173,7 @@ class Deployer:
     def provision(self, provision: Provision) -> None:
         """Create, or replace when they exist, the streams then the rules of ``provision``."""
         for st in provision.streams:
-            path = f"{st.collection}/{st.name}"
+            path = f"{st.collection}/{_seg(st.name)}"
             create = f"{_KUIPER} create {st.kind} {st.name} {shlex.quote(st.rest)}"
             if self._exists(path, f"{_KUIPER} describe {st.kind} {st.name}"):
                 resp = self.client.request("PUT", path, body={"sql": st.sql},
@@ -176,7 +182,7 @@ class Deployer:
                 resp = self.client.request("POST", st.collection, body={"sql": st.sql}, kuiper=[create])
             self._said(resp, f"{st.kind} {st.name} is provisioned")
         for rule in provision.rules:
-            path = f"/rules/{rule.id}"
+            path = f"/rules/{_seg(rule.id)}"
             create = f"{_KUIPER} create rule {rule.id} {shlex.quote(_compact(rule.body))}"
             if self._exists(path, f"{_KUIPER} describe rule {rule.id}"):
                 resp = self.client.request("PUT", path, body=rule.body,
@@ -188,11 +194,11 @@ class Deployer:
     def unprovision(self, provision: Provision) -> None:
         """Drop the rules then the streams of ``provision``; those already gone are skipped."""
         for rule in reversed(provision.rules):
-            resp = self.client.request("DELETE", f"/rules/{rule.id}", missing_ok=True,
+            resp = self.client.request("DELETE", f"/rules/{_seg(rule.id)}", missing_ok=True,
                                        kuiper=[f"{_KUIPER} drop rule {rule.id}"])
             self._said(resp, f"rule {rule.id} is not there")
         for st in reversed(provision.streams):
-            resp = self.client.request("DELETE", f"{st.collection}/{st.name}", missing_ok=True,
+            resp = self.client.request("DELETE", f"{st.collection}/{_seg(st.name)}", missing_ok=True,
                                        kuiper=[f"{_KUIPER} drop {st.kind} {st.name}"])
             self._said(resp, f"{st.kind} {st.name} is not there")
 

@@ -9,6 +9,7 @@ each request is printed instead, with the ``bin/kuiper`` line that does the same
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import socket
@@ -115,7 +116,7 @@ class Client:
                 answer = Response(resp.status, resp.read().decode("utf-8", "replace"))
         except urllib.error.HTTPError as exc:
             answer = Response(exc.code, exc.read().decode("utf-8", "replace"))
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DeployError(f"cannot reach eKuiper at {self.server} ({reason}): is it running, and is its REST "
                               "port right? (default 9081; choose with --server URL)", method=method,

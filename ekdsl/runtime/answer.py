@@ -10,7 +10,7 @@ import time
 from typing import Callable
 
 from ..errors import TransportError
-from ..session import KEEPALIVE, PluginSession
+from ..session import KEEPALIVE, PluginSession, Request
 from ..transport import BadState, Closed, Socket, Timeout
 
 __all__ = ["KEEPALIVE", "answer_loop"]
@@ -26,14 +26,37 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
     be delivered; ``sock`` needs send and receive timeouts for either check to run."""
     session = PluginSession(keepalive)
     session.start(clock())
+
+    def broken(exc: Exception) -> bool:
+        # no request pending, or it died with its connection (pynng: "Connection reset"): unless eKuiper is
+        # gone, start again with a handshake (after a pause, should the error persist); False: stop
+        if idle():
+            return False
+        if not isinstance(exc, BadState):
+            pause(RETRY_PAUSE)
+        session.broken(clock())
+        return True
+
+    def take_events() -> None:  # every event is taken, so none piles up; a request is answered at once
+        for event in iter(session.next_event, None):
+            if isinstance(event, Request):
+                session.send(handle(event.data))
+
     try:
         while not stopped():
+            take_events()
             out = session.data_to_send()
             if out is not None:
                 try:
                     sock.send(out)
                 except Timeout:  # eKuiper waits for every answer: keep trying while it may still take it
                     if idle():
+                        return
+                    continue
+                except Closed:
+                    return
+                except (BadState, TransportError) as exc:
+                    if not broken(exc):
                         return
                     continue
                 session.sent(clock())
@@ -48,15 +71,10 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
             except Closed:
                 return
             except (BadState, TransportError) as exc:
-                # no request pending, or it died with its connection (pynng: "Connection reset"): unless
-                # eKuiper is gone, start again with a handshake (after a pause, should the error persist)
-                if idle():
+                if not broken(exc):
                     return
-                if not isinstance(exc, BadState):
-                    pause(RETRY_PAUSE)
-                session.broken(clock())
                 continue
             session.receive(message, clock())
-            session.send(handle(message))
+            take_events()
     except Closed:
         return

@@ -10,26 +10,17 @@ from ..errors import ConfigError
 from ..kinds import Kind
 from ..model import MISSING, SymbolModel
 from ..protocol import Control, require_ack
+from ..reserved import SINK_PROPERTIES, SOURCE_PROPERTIES
 from ..types import coerce
 
 __all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
 
-# Keys eKuiper adds to every source config (internal/topo/node/conf/source.go, planner_source.go) and the
-# common sink properties (internal/topo/node/props.go, planner_sink.go): tolerated, never passed on.
+# Keys eKuiper decodes or adds itself, tolerated and never passed on: the reserved property names (ekdsl.reserved,
+# each traced to its Go file) and the keys eKuiper adds to every source config or action beside them.
 EKUIPER_KEYS = {
-    Kind.SOURCE: frozenset({
-        "format", "key", "datasource", "schemaId", "delimiter", "retainSize", "strictValidation",
-        "timestamp", "timestampFormat", "colAliasMapping", "payloadFormat", "connectionSelector",
-        "decompression", "bufferLength",
-    }),
-    Kind.SINK: frozenset({
-        "requireAck", "sendSingle", "format", "fields", "excludeFields", "dataField", "dataTemplate",
-        "batchSize", "lingerInterval", "bufferLength", "concurrency", "omitIfEmpty", "compression",
-        "encryption", "enableCache", "memoryCacheThreshold", "maxDiskCache", "bufferPageSize",
-        "resendInterval", "cleanCacheAtStop", "resendAlterQueue", "resendPriority", "resendIndicatorField",
-        "resendDestination", "schemaId", "delimiter", "hasHeader", "runAsync", "retryInterval", "retryCount",
-        "connectionSelector", "topic", "batchSendTimeout",
-    }),
+    Kind.SOURCE: frozenset(r.name for r in SOURCE_PROPERTIES.values()) | {"colAliasMapping", "bufferLength"},
+    Kind.SINK: frozenset(r.name for r in SINK_PROPERTIES.values()) | {
+        "runAsync", "retryInterval", "retryCount", "topic", "batchSendTimeout", "sendError"},
 }
 
 

@@ -7,7 +7,7 @@ import threading
 from typing import Any, Dict, Optional, Set
 
 from ..context import Context
-from ..errors import ConfigError, EkdslError, ProtocolError, TransportError
+from ..errors import ConfigError, EkdslError, ProtocolError
 from ..invoke import Invoker, ResultError
 from ..model import SymbolModel
 from ..protocol import decode_func_request, encode_func_reply, parse_func_meta
@@ -142,8 +142,8 @@ class FunctionService:
             self._serve()
         except Closed:
             pass
-        except TransportError:
-            self.log.exception("function channel failed")
+        except BaseException:  # the channel's own failure (user code is caught per call): the next start revives it
+            self.log.exception("function channel failed; the next start of any function serves it again")
         finally:
             self.sock.close()
             self.handler.close()

@@ -135,10 +135,10 @@ class PluginServer:
             self.start_instance(ctrl)
             return REPLY_OK
         except EkdslError as exc:
-            self.log.error("cannot start %s %s: %s", ctrl.plugin_type, ctrl.key, exc)
+            self.log.error("cannot %s %s %s: %s", cmd.cmd, ctrl.plugin_type, ctrl.key, exc)
             return error_reply(str(exc))
         except Exception as exc:
-            self.log.exception("cannot start %s %s", ctrl.plugin_type, ctrl.key)
+            self.log.exception("cannot %s %s %s", cmd.cmd, ctrl.plugin_type, ctrl.key)
             return error_reply(f"{type(exc).__name__}: {exc}")
 
     def _symbol(self, model: PluginModel, ctrl: Control) -> SymbolModel:
@@ -206,12 +206,14 @@ class PluginServer:
         log.info("started")
 
     def start_functions(self) -> None:
-        """Serve every declared function (eKuiper replays only the last function start after a restart)."""
+        """Serve every declared function (eKuiper replays only the last function start after a restart); a
+        function whose channel ended is served again."""
         model = self._loaded_model()
         with self._lock:
             for sym in model.functions:
-                if sym.name in self.functions:
-                    continue
+                running = self.functions.get(sym.name)
+                if running is not None and not running.done.is_set():
+                    continue  # served; a channel that failed is replaced below
                 log = instance_logger(sym.name, sym.kind)
                 sock = open_socket("req", func_url(sym.name, self.socket_dir), block=False)
                 service = FunctionService(FunctionHandler(self.name, sym, log), sock, log)
