@@ -15,7 +15,7 @@ from ..errors import PackagingError
 from ..kinds import Kind
 from ..transport import Timeout
 from .host import INIT_TIMEOUT, FunctionHandle, Handle, Host, SinkHandle, SourceHandle
-from .install import Installed, install, load_source_config, source_props
+from .install import Installed, install, source_props, stream_config
 from .planner import RateLimitedSource, plan_sink, plan_source
 
 __all__ = ["Emulator", "is_package"]
@@ -109,11 +109,13 @@ class Emulator:
                       options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         """The config eKuiper builds for a stream on ``symbol``: ``extra`` is the stream's EXTRA option,
         ``options`` its other WITH options (``FORMAT``, ``KEY``, ...), which overwrite the same props."""
-        before = len(self.installed.findings)
-        config = load_source_config(self.installed, symbol, conf_key, datasource, extra=dict(extra or {}),
-                                    options=dict(options or {}))
+        return stream_config(self._source_props(symbol, conf_key, extra), datasource, options=options)
+
+    def _source_props(self, symbol: str, conf_key: str, extra: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+        before = len(self.installed.findings)  # reading the yaml may find something to report
+        props = source_props(self.installed, symbol, conf_key, dict(extra or {}))
         self.findings.extend(self.installed.findings[before:])
-        return config
+        return props
 
     def start_source(self, symbol: str, conf_key: str = "", datasource: str = "",
                      extra: Optional[Mapping[str, Any]] = None, rule: str = "rule1",
@@ -122,9 +124,9 @@ class Emulator:
         """Start ``symbol`` as a rule on a stream would; with an ``interval`` property eKuiper's rate
         limiter is modelled (:class:`~ekdsl.host.planner.RateLimitedSource`)."""
         self._known(Kind.SOURCE, symbol)
-        config = self.source_config(symbol, conf_key, datasource, extra, options)
-        period, findings = plan_source(symbol, source_props(self.installed, symbol, conf_key, dict(extra or {})),
-                                       config)
+        props = self._source_props(symbol, conf_key, extra)
+        config = stream_config(props, datasource, options=options)
+        period, findings = plan_source(symbol, props, config)
         for text in findings:
             self._finding(text)
         if self.sdk and datasource:

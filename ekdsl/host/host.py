@@ -24,15 +24,22 @@ ALWAYS_SET_SOURCE_KEYS: Dict[str, Any] = {
 }
 
 
+def layered_props(sections: Mapping[str, Any], conf_key: str = "",
+                  extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """A source's properties before eKuiper's own keys: the yaml's ``default`` section, the confKey's over it
+    (looked up lower-cased first, then exact; a missing one is only a warning in eKuiper), then EXTRA."""
+    props: Dict[str, Any] = dict(sections.get("default") or {})
+    if conf_key:
+        props.update(sections.get(conf_key.lower(), sections.get(conf_key)) or {})
+    props.update(extra or {})
+    return props
+
+
 def source_config(yaml_sections: Optional[Mapping[str, Any]] = None, conf_key: str = "", datasource: str = "",
                   fmt: str = "json", extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The config eKuiper sends a source (``GetSourceConf``): yaml ``default``, the confKey over it, the
     stream's EXTRA option, then the keys eKuiper always sets."""
-    sections = dict(yaml_sections or {})
-    conf: Dict[str, Any] = dict(sections.get("default") or {})
-    if conf_key:  # looked up lower-cased first, then exact; a missing one is only a warning in eKuiper
-        conf.update(sections.get(conf_key.lower(), sections.get(conf_key)) or {})
-    conf.update(extra or {})
+    conf = layered_props(yaml_sections or {}, conf_key, extra)
     conf.update(ALWAYS_SET_SOURCE_KEYS)
     conf["datasource"] = datasource
     conf["format"] = fmt.lower()

@@ -14,13 +14,13 @@ import os
 import posixpath
 import stat
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from ..checks import _names, check_package, package_name, read_entries
 from ..errors import PackagingError
-from .host import source_config
+from .host import layered_props, source_config
 
-__all__ = ["STREAM_OPTIONS", "Installed", "install", "load_source_config", "source_props"]
+__all__ = ["STREAM_OPTIONS", "Installed", "install", "load_source_config", "source_props", "stream_config"]
 
 _CONF_DIRS = ("sources/", "sinks/", "functions/")
 
@@ -152,12 +152,7 @@ def source_props(inst: Installed, symbol: str, conf_key: str = "",
                  extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The yaml's ``default`` section, the confKey's over it, then the stream's EXTRA: the properties
     before ``GetSourceConf`` writes the stream's own keys over them."""
-    sections = _sections(inst, symbol, conf_key)
-    props: Dict[str, Any] = dict(sections.get("default") or {})
-    if conf_key:  # looked up lower-cased first, then exact
-        props.update(sections.get(conf_key.lower(), sections.get(conf_key)) or {})
-    props.update(extra or {})
-    return props
+    return layered_props(_sections(inst, symbol, conf_key), conf_key, extra)
 
 
 def load_source_config(inst: Installed, symbol: str, conf_key: str = "", datasource: str = "",
@@ -165,9 +160,15 @@ def load_source_config(inst: Installed, symbol: str, conf_key: str = "", datasou
                        options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The config eKuiper would send ``symbol`` for a stream with this CONF_KEY, DATASOURCE and
     WITH ``options`` (``FORMAT``, ``KEY``, ``SCHEMAID``, ... as in :data:`STREAM_OPTIONS`)."""
+    return stream_config(source_props(inst, symbol, conf_key, extra), datasource, fmt, options)
+
+
+def stream_config(props: Mapping[str, Any], datasource: str = "", fmt: str = "json",
+                  options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """``props`` (see :func:`source_props`) as ``GetSourceConf`` completes them for a stream with this
+    DATASOURCE and WITH ``options``: eKuiper's own keys, the stream's options over the same props."""
     opts = {str(k).upper(): v for k, v in (options or {}).items()}
-    config = source_config({"default": source_props(inst, symbol, conf_key, extra)}, "", datasource,
-                           str(opts.get("FORMAT") or fmt), None)
+    config = source_config({"default": props}, "", datasource, str(opts.get("FORMAT") or fmt), None)
     for option, key in STREAM_OPTIONS.items():
         if option in opts and option != "FORMAT":
             config[key] = opts[option]

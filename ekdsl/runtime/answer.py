@@ -42,39 +42,23 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
             if isinstance(event, Request):
                 session.send(handle(event.data))
 
-    try:
-        while not stopped():
-            take_events()
-            out = session.data_to_send()
+    while not stopped():
+        take_events()
+        out = session.data_to_send()
+        try:
             if out is not None:
-                try:
-                    sock.send(out)
-                except Timeout:  # eKuiper waits for every answer: keep trying while it may still take it
-                    if idle():
-                        return
-                    continue
-                except Closed:
-                    return
-                except (BadState, TransportError) as exc:
-                    if not broken(exc):
-                        return
-                    continue
+                sock.send(out)
                 session.sent(clock())
-                continue
-            try:
-                message = sock.recv()
-            except Timeout:
-                if idle():
-                    return
-                session.tick(clock())
-                continue
-            except Closed:
+            else:
+                session.receive(sock.recv(), clock())
+                take_events()
+        except Timeout:  # an answer is retried while eKuiper may still take it; silence may owe a keepalive
+            if idle():
                 return
-            except (BadState, TransportError) as exc:
-                if not broken(exc):
-                    return
-                continue
-            session.receive(message, clock())
-            take_events()
-    except Closed:
-        return
+            if out is None:
+                session.tick(clock())
+        except Closed:
+            return
+        except (BadState, TransportError) as exc:
+            if not broken(exc):
+                return

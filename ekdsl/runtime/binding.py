@@ -23,6 +23,8 @@ EKUIPER_KEYS = {
         "runAsync", "retryInterval", "retryCount", "topic", "batchSendTimeout", "sendError"},
 }
 
+_KNOWN_LOWER = {kind: frozenset(k.lower() for k in keys) for kind, keys in EKUIPER_KEYS.items()}
+
 
 def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """``(kwargs for the callable, the config as received)``; raise :class:`ConfigError` on a bad value.
@@ -50,7 +52,7 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         if not ds and sym.datasource is not None and sym.datasource.default is not MISSING:
             ds = sym.datasource.default
         kwargs[sym.datasource_param] = ds
-    known = {k.lower() for k in EKUIPER_KEYS.get(sym.kind, frozenset())}  # eKuiper matches them in any case
+    known = _KNOWN_LOWER.get(sym.kind, frozenset())  # eKuiper matches them in any case
     unknown = sorted(str(k) for k in config if k not in used and str(k).lower() not in known and k != "dataSource")
     if unknown:
         names = ", ".join(p.name for p in sym.params) or "(none)"
