@@ -16,7 +16,7 @@ from ..transport import Closed, Socket, Timeout, open_socket
 from ..types import coerce
 from .failure import describe
 
-__all__ = ["SinkRunner", "shape_items", "split_items"]
+__all__ = ["SinkRunner", "shape_item", "shape_items", "split_items"]
 
 RECV_SLICE = 0.05  # seconds per receive when the socket cannot be interrupted; a stop is seen within this
 IDLE_SLICE = 1.0  # with an interruptible socket, stop closes it and the receive ends at once
@@ -50,12 +50,16 @@ def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]
     return list(sink_rows(value))
 
 
-def shape_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
-    """:func:`split_items`, each converted to the annotation (:class:`ConfigError` if one does not fit)."""
-    items = split_items(payload, t, symbol)
+def shape_item(item: Any, t: Optional[TypeInfo], symbol: str) -> Any:
+    """One item converted to the data annotation (:class:`ConfigError` if it does not fit); raw payloads as is."""
     if t is None or t.kind in ("bytes", "str", "any"):
-        return items
-    return [coerce(item, t, symbol=symbol, name="data") for item in items]
+        return item
+    return coerce(item, t, symbol=symbol, name="data")
+
+
+def shape_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
+    """:func:`split_items`, each converted by :func:`shape_item`."""
+    return [shape_item(item, t, symbol) for item in split_items(payload, t, symbol)]
 
 
 def _summary(errors: List[Tuple[int, str]], items: int, unit: str, shown: int = 3) -> str:
@@ -165,10 +169,8 @@ class SinkRunner:
 
     def _attempt(self, item: Any) -> str:
         """Convert and deliver one item; return the error text ('' when it succeeded). Raises only Stopped."""
-        t = self.sym.data_type
         try:
-            if t is not None and t.kind not in ("bytes", "str", "any"):
-                item = coerce(item, t, symbol=self.sym.name, name="data")
+            item = shape_item(item, self.sym.data_type, self.sym.name)
         except ConfigError as exc:
             self.log.error("message %d: a %s does not fit the sink: %s", self.received, self._unit, exc)
             return str(exc)
