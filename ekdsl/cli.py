@@ -100,9 +100,11 @@ def _export_service(model: Any, args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> int:
+    from .service.options import Options
     from .service.serve import serve
 
-    return serve(args.target, args.listen, args.protocol, args.workers)
+    options = Options(**{name: getattr(args, name) for name in Options._fields})
+    return serve(args.target, options)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -164,7 +166,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service", metavar="ADDRESS",
                    help="write instead the external-service description, proto schema and zip for eKuiper's "
                         "POST /services, the functions being served at ADDRESS (HOST:PORT or a URL)")
-    p.add_argument("--protocol", choices=("rest", "msgpack-rpc"), default="rest",
+    p.add_argument("--protocol", choices=("rest", "grpc", "msgpack-rpc"), default="rest",
                    help="the service protocol, with --service (default: rest)")
 
 
@@ -179,12 +181,37 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _service_arguments(p: argparse.ArgumentParser) -> None:
+    from .service.options import PROTOCOLS, Options
+
+    d = Options()
     p.add_argument("target", help="module, module:attr, or path to a .py file")
-    p.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT",
-                   help="address to listen on (default: 127.0.0.1:8000; port 0 picks a free one)")
-    p.add_argument("--protocol", choices=("rest", "msgpack-rpc"), default="rest", help="wire protocol")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="run calls in N processes (for CPU-bound functions; default 1: threads in this one)")
+    p.add_argument("--listen", default=d.listen, metavar="HOST:PORT",
+                   help=f"address to listen on (default: {d.listen}; port 0 picks a free one)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol, help="wire protocol (default: rest)")
+    p.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                   help="run calls in N processes, a process whose call passes its deadline being replaced "
+                        "(default 0: threads of this one)")
+    p.add_argument("--call-timeout", type=float, default=d.call_timeout, metavar="S",
+                   help=f"each call's deadline in seconds (default {d.call_timeout:g}: under the 5 s eKuiper "
+                        "waits)")
+    p.add_argument("--concurrency", type=int, default=d.concurrency, metavar="N",
+                   help=f"calls run at once in this process (default {d.concurrency}); more wait their turn")
+    p.add_argument("--max-connections", type=int, default=d.max_connections, metavar="N",
+                   help=f"connections (rest, msgpack-rpc) or rpcs (grpc) at once (default {d.max_connections})")
+    p.add_argument("--max-body", type=int, default=d.max_body, metavar="BYTES",
+                   help=f"largest request body or message (default {d.max_body})")
+    p.add_argument("--header-timeout", type=float, default=d.header_timeout, metavar="S",
+                   help=f"seconds for a request head (rest) or a connection's handshake (grpc) "
+                        f"(default {d.header_timeout:g})")
+    p.add_argument("--body-timeout", type=float, default=d.body_timeout, metavar="S",
+                   help=f"seconds for a request body to arrive (rest; default {d.body_timeout:g})")
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout, metavar="S",
+                   help=f"close a connection idle this long (rest, grpc; default {d.idle_timeout:g})")
+    p.add_argument("--backlog", type=int, default=d.backlog, metavar="N",
+                   help=f"connections waiting to be accepted (default {d.backlog})")
+    p.add_argument("--grace", type=float, default=d.grace, metavar="S",
+                   help=f"on SIGTERM, seconds the calls in flight may finish in (default {d.grace:g}); a "
+                        "second signal cuts them off at once")
 
 
 def _dev_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,10 +7,21 @@ import base64
 import http.client
 import itertools
 import json
+import queue
+import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import msgpack
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = Path(__file__).resolve().parent / "plugins" / "svcfuncs.py"
+PROTO = Path(__file__).resolve().parent / "golden" / "service" / "svcfuncs.proto"  # what export --service writes
 
 # method → request fields (name, proto type, repeated); reply: a wrapper's scalar, or "message"
 FIELDS: Dict[str, List[Tuple[str, str, bool]]] = {
@@ -27,10 +38,11 @@ FIELDS: Dict[str, List[Tuple[str, str, bool]]] = {
     "crash": [("code", "int64", False)],
     "nosuch": [],
     "nap": [("marker", "string", False), ("seconds", "double", False)],
+    "snooze": [("marker", "string", False), ("seconds", "double", False)],
 }
 REPLY = {"add": "int64", "shout": "string", "tau": "double", "boom": "int64", "leave": "int64",
          "stats": "message", "scale": "message", "flip": "bytes", "positive": "bool", "whoami": "int64",
-         "nap": "string", "nosuch": "string", "crash": "int64"}
+         "nap": "string", "nosuch": "string", "crash": "int64", "snooze": "string"}
 _ZERO = {"int64": 0, "double": 0.0, "string": "", "bool": False, "bytes": b""}
 
 
@@ -130,3 +142,135 @@ def _text(value: Any) -> Any:
     if isinstance(value, list):
         return [_text(v) for v in value]
     return value
+
+
+class GrpcClient:
+    """``grpcExecutor``: one channel, each function's rpc by name with a 5 s deadline, arguments set on the request
+    message's fields in order (a null left unset), the reply converted back (a wrapper's value, a message as a map
+    of every field). The message classes come from protoc run on the exported ``.proto``."""
+
+    def __init__(self, port: int, proto: str, timeout: float = 5.0) -> None:
+        import grpc
+
+        self.grpc = grpc
+        self.timeout = timeout
+        self.pb, self.package, self.service = compile_proto(proto)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+
+    def stub(self, method: str, request_cls: Any, reply_cls: Any) -> Any:
+        return self.channel.unary_unary(f"/{self.package}.{self.service}/{method}",
+                                        request_serializer=request_cls.SerializeToString,
+                                        response_deserializer=reply_cls.FromString)
+
+    def call(self, method: str, *args: Any, timeout: Optional[float] = None) -> Any:
+        req_cls, reply_cls = self.classes(method)
+        request = req_cls()
+        for field, value in zip(req_cls.DESCRIPTOR.fields, args):
+            if value is None:
+                continue
+            if _repeated(field):
+                getattr(request, field.name).extend(value)
+            else:
+                setattr(request, field.name, value)
+        try:
+            reply = self.stub(method, req_cls, reply_cls)(request, timeout=timeout or self.timeout)
+        except self.grpc.RpcError as exc:
+            raise CallFailed(exc.code().name, exc.details()) from None
+        if reply_cls.DESCRIPTOR.full_name.startswith("google.protobuf."):
+            return reply.value
+        return {f.name: (list(getattr(reply, f.name)) if _repeated(f) else getattr(reply, f.name))
+                for f in reply_cls.DESCRIPTOR.fields}
+
+    def call_raw(self, method: str, data: bytes, timeout: Optional[float] = None) -> bytes:
+        """Send ``data`` as the request of ``method`` (any rpc name), return the reply's bytes."""
+        stub = self.channel.unary_unary(f"/{self.package}.{self.service}/{method}")
+        try:
+            reply: bytes = stub(data, timeout=timeout or self.timeout)
+            return reply
+        except self.grpc.RpcError as exc:
+            raise CallFailed(exc.code().name, exc.details()) from None
+
+    def classes(self, method: str) -> Tuple[Any, Any]:
+        from google.protobuf import symbol_database
+
+        desc = self.pb.DESCRIPTOR.services_by_name[self.service].methods_by_name[method]
+        db = symbol_database.Default()
+        return (db.GetSymbol(desc.input_type.full_name), db.GetSymbol(desc.output_type.full_name))
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _repeated(field: Any) -> bool:
+    """Whether a protobuf field is repeated (``is_repeated`` in newer protobuf, ``label`` in older)."""
+    if hasattr(field, "is_repeated"):
+        return bool(field.is_repeated)
+    return bool(field.label == field.LABEL_REPEATED)
+
+
+_COMPILED: Dict[str, Tuple[Any, str, str]] = {}
+
+
+def compile_proto(proto: str) -> Tuple[Any, str, str]:
+    """``(module, package, service)`` of a ``.proto`` compiled by protoc (grpcio-tools), once per file."""
+    if proto not in _COMPILED:
+        import importlib.util
+        import os
+        import tempfile
+
+        import grpc_tools
+        from grpc_tools import protoc
+
+        out = tempfile.mkdtemp(prefix="ekdsl-pb-")
+        folder, name = os.path.split(proto)
+        well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+        code = protoc.main(["protoc", f"-I{folder}", f"-I{well_known}", f"--python_out={out}", proto])
+        assert code == 0, f"protoc refused {proto}"
+        module_name = name[:-len(".proto")] + "_pb2"
+        spec = importlib.util.spec_from_file_location(module_name, os.path.join(out, module_name + ".py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        service = next(iter(module.DESCRIPTOR.services_by_name))
+        _COMPILED[proto] = (module, module.DESCRIPTOR.package, service)
+    return _COMPILED[proto]
+
+
+class Service:
+    """A ``python -m ekdsl service`` process; its stdout lines in a queue."""
+
+    def __init__(self, protocol: str, *extra: str, plugin: Path = PLUGIN, prefix: Sequence[str] = ()) -> None:
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "ekdsl", "service", str(plugin), "--listen", "127.0.0.1:0",
+             "--protocol", protocol, *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: List[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.port = int(self._expect(r"serving .* on 127\.0\.0\.1:(\d+)").group(1))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+
+    def _expect(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}: {''.join(self.output)}") from None
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()

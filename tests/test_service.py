@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import base64
-import queue
-import re
 import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
@@ -17,10 +14,9 @@ import pytest
 from ekdsl.host import Emulator
 
 from .conftest import ROOT, wait_for
-from .service_clients import CallFailed, MsgpackClient, RestClient, jsonpb
+from .service_clients import PLUGIN, PROTO, CallFailed, GrpcClient, MsgpackClient, RestClient, Service, jsonpb
 
-PLUGIN = Path(__file__).resolve().parent / "plugins" / "svcfuncs.py"
-PROTOCOLS = ["rest", "msgpack-rpc"]
+PROTOCOLS = ["rest", "grpc", "msgpack-rpc"]
 
 # (function, arguments): one argument, several, none, zero values, lists, an object, bytes, a default
 CASES: List[Tuple[str, Tuple[Any, ...]]] = [
@@ -36,47 +32,9 @@ CASES: List[Tuple[str, Tuple[Any, ...]]] = [
 ]
 
 
-class Service:
-    """A ``python -m ekdsl service`` process; its stdout lines in a queue."""
-
-    def __init__(self, protocol: str, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ekdsl", "service", str(PLUGIN), "--listen", "127.0.0.1:0",
-             "--protocol", protocol, *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: List[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.port = int(self._expect(r"serving .* on 127\.0\.0\.1:(\d+)").group(1))
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-
-    def _expect(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r}: {''.join(self.output)}") from None
-            match = re.search(pattern, line)
-            if match:
-                return match
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def client(protocol: str, port: int) -> Any:
+    if protocol == "grpc":
+        return GrpcClient(port, str(PROTO))
     return RestClient(port) if protocol == "rest" else MsgpackClient(port)
 
 
@@ -150,6 +108,13 @@ def test_wrong_arity_is_a_call_error(service, emulator):
             assert c.receive() == (msgid, portable(emulator, "shout", (None,))[1].encode(), None)
             with pytest.raises(CallFailed, match="no function 'nosuch'"):
                 c.call("nosuch")
+        elif protocol == "grpc":  # eKuiper refuses a wrong count before it calls; an unknown rpc is UNIMPLEMENTED
+            with pytest.raises(CallFailed) as failed:
+                c.call_raw("nosuch", b"")
+            assert failed.value.args[0] == "UNIMPLEMENTED"
+            with pytest.raises(CallFailed) as failed:
+                c.call_raw("add", b"\xff\xff\xff")  # not a protobuf message
+            assert failed.value.args[0] in ("INTERNAL", "UNKNOWN", "INVALID_ARGUMENT")
         else:
             with pytest.raises(CallFailed) as failed:
                 c.call("add", body=b'{"a": "1", "b": "2", "c": "3"}')
@@ -252,15 +217,15 @@ def test_workers_run_calls_in_other_processes():
 def test_jsonpb_names_and_int64_strings_are_read():
     assert jsonpb("add", (0, 5)) == b'{"b": "5"}'  # the client follows jsonpb: zero left out, int64 as text
     from ekdsl.plugin import load_target
-    from ekdsl.service.calls import Calls
+    from ekdsl.service.functions import Functions
 
-    calls = Calls(load_target(str(PLUGIN)).model())
-    shape = calls.shape("add")
+    functions = Functions(load_target(str(PLUGIN)).model())
+    shape = functions.shape("add")
     assert shape is not None
     assert shape.args_from_json({"b": "5"}) == [0, "5"]
-    assert calls.call("add", shape.args_from_json({"b": "5"})).value == 5
-    assert calls.shape("tau").args_from_msgpack([None]) == []  # type: ignore[union-attr]
-    assert [s.symbol for s in calls.skipped] == ["anything"]
+    assert functions.run("add", shape.args_from_json({"b": "5"})).value == 5
+    assert functions.shape("tau").args_from_msgpack([None]) == []  # type: ignore[union-attr]
+    assert [s.symbol for s in functions.skipped] == ["anything"]
 
 
 def test_cli_service_help_and_lazy_imports():
@@ -269,9 +234,11 @@ def test_cli_service_help_and_lazy_imports():
     assert proc.returncode == 0
     assert "--listen" in proc.stdout and "--workers" in proc.stdout and "msgpack-rpc" in proc.stdout
     code = ("import sys, ekdsl.cli as c; c._parser().parse_args(['run', 'x']); "
-            "print(sorted(m for m in sys.modules if m.startswith('ekdsl.service') or m == 'http.server'))")
+            "print(sorted(m for m in sys.modules if m.startswith(('ekdsl.service', 'uvicorn', 'grpc', 'google', "
+            "'msgpack', 'pebble', 'http.server'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert out.stdout.strip() == "[]", out.stderr
+    # building every command's options reads the service's defaults, and nothing else of it
+    assert out.stdout.strip() == "['ekdsl.service', 'ekdsl.service.options']", out.stderr
 
 
 def test_cli_service_refuses_a_bad_listen_address():

@@ -1,149 +1,181 @@
-"""Protocol-neutral service calls: method name + positional arguments → an :class:`Outcome`.
+"""Service calls with deadlines: every protocol adapter awaits :meth:`Calls.call`.
 
-:class:`Calls` runs them in the serving process; :class:`WorkerCalls` in ``N`` worker processes (for CPU-bound
-functions), each loading the plugin once.
+Each call has a deadline (``--call-timeout``, under the 5 s eKuiper's executors wait). An ``async def`` runs on the
+server's event loop and is cancelled at its deadline. A plain function runs on one of ``concurrency`` threads; at its
+deadline the call is answered with an error and the thread is left to finish (Python cannot stop it), so the calls
+still running past their deadline are counted (:attr:`Calls.stuck`). With ``workers`` the functions run in that many
+processes instead (:mod:`.workers`), and a process whose call passes its deadline is killed and replaced.
+
+:meth:`Calls.drain` waits for the calls in flight for a grace period, then cuts the rest off; it returns how many
+were cut off, which the server turns into its exit status.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import logging
-import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Set
 
-from ..context import Context
-from ..errors import EkdslError
-from ..invoke import Invoker
-from ..model import PluginModel
-from ..runtime.failure import describe
-from .schema import Shape, shapes
+from .functions import DEADLINE, UNAVAILABLE, Functions, Outcome
+from .options import DEFAULT_TIMEOUT
 
-__all__ = ["Calls", "Outcome", "WorkerCalls", "open_calls"]
+__all__ = ["Calls", "Limits"]
 
 log = logging.getLogger("ekdsl.service")
 
 
-class Outcome(NamedTuple):
-    """A call's reply value as the schema says (``ok``), or an error text; ``bad_request`` when the arguments,
-    not the function, were at fault."""
 
-    ok: bool
-    value: Any
-    bad_request: bool = False
+class Limits(NamedTuple):
+    """How calls run: their deadline in seconds, how many run at once, and in how many processes (0: threads of
+    this one)."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = 64
+    workers: int = 0
 
 
 class Calls:
-    """Every servable function of one plugin, called in this process (thread-safe)."""
+    """The functions of :class:`Functions`, called with a deadline from an event loop."""
 
-    def __init__(self, model: PluginModel) -> None:
-        served, self.skipped = shapes(model)
-        self.shapes: Dict[str, Shape] = {s.method: s for s in served}
-        self._invokers = {s.method: Invoker(s.symbol) for s in served}
-        self._contexts = {s.method: Context(plugin=model.name, symbol=s.method, rule_id="service")
-                          for s in served}
+    def __init__(self, functions: Functions, limits: Optional[Limits] = None, target: str = "") -> None:
+        self.functions = functions
+        self.limits = limits = limits or Limits()
+        self.stuck = 0  # plain calls still running past their deadline
+        self.cut_off = 0  # async and worker calls ended by a drain
+        self._closing = self._cut = self._closed = False
+        self._cut_waiter: Optional[asyncio.Future[None]] = None
+        self._tasks: Set[asyncio.Future[Any]] = set()
+        self._jobs: Set[Future[Any]] = set()  # plain calls submitted to the threads and not yet returned
+        self._threads = ThreadPoolExecutor(limits.concurrency, thread_name_prefix="ekdsl-call")
+        self._workers: Any = None
+        if limits.workers > 0:
+            from .workers import Workers
 
-    def shape(self, method: str) -> Optional[Shape]:
-        return self.shapes.get(method)
+            self._workers = Workers(target, limits.workers)
 
-    def call(self, method: str, args: Sequence[Any]) -> Outcome:
-        """Bind, call and shape the reply; never raises, whatever the user code does."""
-        invoker = self._invokers.get(method)
-        if invoker is None:
-            return Outcome(False, f"no function {method!r}: this service has "
-                                  f"{', '.join(sorted(self.shapes)) or 'none'}", True)
+    @property
+    def shapes(self) -> Dict[str, Any]:
+        return self.functions.shapes
+
+    @property
+    def closing(self) -> bool:
+        """Whether a drain has begun: new calls are refused."""
+        return self._closing
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def call(self, method: str, args: Sequence[Any], timeout: Optional[float] = None) -> Outcome:
+        """Call ``method`` with positional ``args``; answered within ``timeout`` (default: the limit), never
+        raises (bar the caller's own cancellation)."""
+        if self._closing:
+            return Outcome.error(UNAVAILABLE, "the service is stopping: call another instance or retry")
+        if method not in self.functions.shapes:
+            return self.functions.unknown(method)
+        budget = self.limits.timeout if timeout is None else min(timeout, self.limits.timeout)
+        task = asyncio.ensure_future(self._run(method, args, budget))
+        self._tasks.add(task)
         try:
-            bound = invoker.bind(args)
-        except EkdslError as exc:
-            return Outcome(False, str(exc), True)
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._tasks.discard(task)
+            else:
+                task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, method: str, args: Sequence[Any], budget: float) -> Outcome:
+        threaded = self._workers is None and not self.functions.is_async(method)
         try:
-            value = invoker.jsonable(invoker.call(bound, self._contexts[method]))
-            return Outcome(True, _reply(self.shapes[method], value))
-        except EkdslError as exc:
-            log.error("function %s: %s", method, exc)
-            return Outcome(False, str(exc))
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the call fails, the service serves on
-            error = describe(exc)
-            log.exception("function %s failed: %s", method, error)
-            return Outcome(False, error)
+            if self._workers is not None:
+                outcome: Outcome = await self._workers.call(method, list(args), budget)
+                return outcome
+            if threaded:
+                return await self._run_thread(method, args, budget)
+            return await self._run_async(method, args, budget)
+        except asyncio.CancelledError:
+            if not threaded:  # a thread cannot be stopped: it is counted while it runs (busy_threads)
+                self.cut_off += 1
+            log.warning("function %s: cut off while the service stopped", method)
+            return Outcome.error(UNAVAILABLE, f"{method}() was cut off: the service stopped")
+
+    async def _run_async(self, method: str, args: Sequence[Any], budget: float) -> Outcome:
+        bound = self.functions.bind(method, args)
+        if isinstance(bound, Outcome):
+            return bound
+        try:
+            result = await asyncio.wait_for(self.functions.start(method, bound), budget)
+        except asyncio.TimeoutError:
+            return _late(method, budget)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            return self.functions.failure(method, exc)
+        return self.functions.reply(method, result)
+
+    async def _run_thread(self, method: str, args: Sequence[Any], budget: float) -> Outcome:
+        loop = asyncio.get_running_loop()
+        job = self._threads.submit(self.functions.run, method, args)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        try:
+            outcome: Outcome = await asyncio.wait_for(asyncio.wrap_future(job, loop=loop), budget)
+            return outcome
+        except asyncio.TimeoutError:
+            if job.cancel():  # still queued behind busy threads: it never runs
+                return _late(method, budget)
+            self.stuck += 1
+            job.add_done_callback(lambda _job: loop.call_soon_threadsafe(self._unstuck, method))
+            log.error("function %s: still running %.3g s after its call started; its thread stays busy until it "
+                      "returns (%d such); run with --workers to have such calls' processes replaced",
+                      method, budget, self.stuck)
+            return _late(method, budget)
+
+    def _unstuck(self, method: str) -> None:
+        self.stuck -= 1
+        log.warning("function %s: a call past its deadline returned at last (%d still running)", method, self.stuck)
+
+    @property
+    def busy_threads(self) -> int:
+        """Threads still running a plain call (past its deadline, or cut off by a drain)."""
+        return sum(1 for job in list(self._jobs) if job.running())
+
+    async def drain(self, grace: float) -> int:
+        """Refuse new calls, wait up to ``grace`` seconds (or until :meth:`cut`) for those in flight, cut off the
+        rest; returns how many calls were cut off, counting the plain calls whose thread still runs (they end with
+        the process)."""
+        self._closing = True
+        pending = set(self._tasks)
+        if pending and not self._cut:
+            everything = asyncio.ensure_future(asyncio.wait(pending))
+            self._cut_waiter = asyncio.get_running_loop().create_future()
+            await asyncio.wait({everything, self._cut_waiter}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            everything.cancel()
+        late = {task for task in pending if not task.done()}
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=1.0)
+        return self.cut_off + self.busy_threads
+
+    def cut(self) -> None:
+        """End a drain's grace now (a second SIGTERM); call from the event loop's thread."""
+        self._closing = self._cut = True
+        if self._cut_waiter is not None and not self._cut_waiter.done():
+            self._cut_waiter.set_result(None)
 
     def close(self) -> None:
-        for invoker in self._invokers.values():
-            invoker.close()
+        """Release threads and worker processes (threads still running user code are left behind); idempotent."""
+        if self._closed:
+            return
+        self._closed = self._closing = True
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._workers is not None:
+            self._workers.close()
+        self.functions.close()
 
 
-class NullResult(EkdslError):
-    """A function with a scalar result returned ``None``, which a protobuf wrapper cannot carry."""
-
-
-def _reply(shape: Shape, value: Any) -> Any:
-    if shape.reply == "wrapper":
-        if value is None:
-            raise NullResult(f"{shape.method}() returned None: its reply, a {shape.reply_type}, cannot be null")
-        if shape.reply_scalar == "bytes" and isinstance(value, str):
-            return base64.b64decode(value)  # made base64 text by json_safe: the wrapper carries the bytes
-        return value
-    if shape.reply == "result":
-        return {"result": value}
-    return value
-
-
-_WORKER: Optional[Calls] = None
-
-
-def _worker_init(target: str) -> None:
-    global _WORKER
-    from ..plugin import load_target
-
-    _WORKER = Calls(load_target(target).model())
-
-
-def _worker_call(method: str, args: List[Any]) -> Outcome:
-    assert _WORKER is not None
-    return _WORKER.call(method, args)
-
-
-class WorkerCalls:
-    """The same calls, each run in one of ``workers`` processes that loaded ``target``."""
-
-    def __init__(self, target: str, model: PluginModel, workers: int) -> None:
-        import multiprocessing
-
-        self._local = Calls(model)  # shapes only: the calls run in the workers
-        self.shapes, self.skipped = self._local.shapes, self._local.skipped
-        self._target, self._workers = target, workers
-        self._context = multiprocessing.get_context("spawn")
-        self._pool = self._new_pool()
-        self._pool_lock = threading.Lock()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self._workers, mp_context=self._context, initializer=_worker_init,
-                                   initargs=(self._target,))
-
-    def shape(self, method: str) -> Optional[Shape]:
-        return self.shapes.get(method)
-
-    def call(self, method: str, args: Sequence[Any]) -> Outcome:
-        if method not in self.shapes:
-            return self._local.call(method, args)
-        pool = self._pool
-        try:
-            result: Outcome = pool.submit(_worker_call, method, list(args)).result()
-            return result
-        except BrokenProcessPool as exc:  # a worker died: the calls it had fail, a new pool takes the next
-            with self._pool_lock:
-                if self._pool is pool:
-                    self._pool = self._new_pool()
-                    pool.shutdown(wait=False)
-            return Outcome(False, f"worker process failed: {describe(exc)}")
-
-    def close(self) -> None:
-        with self._pool_lock:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._local.close()
-
-
-def open_calls(target: str, model: PluginModel, workers: int) -> Any:
-    """:class:`Calls` for one process (``workers`` ≤ 1), else :class:`WorkerCalls`."""
-    return WorkerCalls(target, model, workers) if workers > 1 else Calls(model)
+def _late(method: str, budget: float) -> Outcome:
+    return Outcome.error(DEADLINE, f"{method}() did not answer within its {budget:.3g} s deadline "
+                                   "(the service's --call-timeout)")

@@ -18,7 +18,7 @@ from .schema import NotServable, proto_text, shapes
 
 __all__ = ["PROTOCOLS", "ServiceExport", "export_service", "service_address", "service_files"]
 
-PROTOCOLS = {"rest": "http", "msgpack-rpc": "tcp"}
+PROTOCOLS = {"rest": "http", "grpc": "tcp", "msgpack-rpc": "tcp"}  # protocol → the URL scheme eKuiper dials
 
 
 class ServiceExport(NamedTuple):
@@ -30,7 +30,7 @@ class ServiceExport(NamedTuple):
 
 
 def service_address(address: str, protocol: str) -> str:
-    """``HOST:PORT`` or a URL → the URL eKuiper dials (``http://`` for rest, ``tcp://`` for msgpack-rpc)."""
+    """``HOST:PORT`` or a URL → the URL eKuiper dials (``http://`` for rest, ``tcp://`` for grpc and msgpack-rpc)."""
     if protocol not in PROTOCOLS:
         raise PackagingError(f"unknown service protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}",
                              protocol)
@@ -66,7 +66,7 @@ def service_files(model: PluginModel, address: str, protocol: str) -> Tuple[File
                 "schemaType": "protobuf",
                 "schemaFile": f"{model.name}.proto",
                 "functions": [
-                    {"name": s.method, "serviceName": s.method, "description": s.symbol.description.to_json()}
+                    {"name": s.symbol.name, "serviceName": s.method, "description": s.symbol.description.to_json()}
                     for s in served
                 ],
             }

@@ -1,112 +1,166 @@
-"""The ``rest`` protocol: what eKuiper's REST executor sends for a protobuf-described service.
+"""The ``rest`` protocol as an ASGI application: what eKuiper's REST executor sends for a protobuf service.
 
 ``POST /<method>`` with the request message as proto JSON (``Content-Type: application/json``). The reply to a
-scalar function is ``text/plain`` (eKuiper decodes it into the wrapper's value); to any other, the reply
-message as ``application/json``. A failed call answers 400 (bad arguments) or 500 (the function failed) with a
-``text/plain`` message, which eKuiper reports as the call's error; the connection stays up.
+scalar function is ``text/plain`` (eKuiper decodes it into the wrapper's value); to any other, the reply message as
+``application/json``. A failed call answers with a ``text/plain`` message, which eKuiper reports as the call's
+error: 400 (the arguments), 404 (no such function), 500 (the function failed), 503 (the service is stopping), 504
+(past the call's deadline). ``GET /healthz`` answers 200 while the service takes calls.
+
+The application reads the body itself, so its size and time limits hold while it arrives. It runs under any ASGI
+server; :mod:`.http` serves it with uvicorn, which adds a deadline for the request head.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Tuple
+import time
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
-from .calls import Outcome
-from .lifecycle import Draining
+from .calls import Calls
+from .functions import BAD_REQUEST, DEADLINE, FAILED, NOT_FOUND, OK, UNAVAILABLE, Outcome
 from .schema import Shape
 
-__all__ = ["RestServer", "encode_reply"]
+__all__ = ["MAX_BODY", "RestApp", "encode_reply"]
 
 log = logging.getLogger("ekdsl.service")
-MAX_BODY = 64 * 1024 * 1024
+
+MAX_BODY = 16 * 1024 * 1024
+STATUS = {OK: 200, BAD_REQUEST: 400, NOT_FOUND: 404, FAILED: 500, UNAVAILABLE: 503, DEADLINE: 504}
+TEXT = b"text/plain; charset=utf-8"
+
+Receive = Callable[[], Awaitable[Dict[str, Any]]]
+Send = Callable[[Dict[str, Any]], Awaitable[None]]
 
 
-def encode_reply(shape: Shape, value: Any) -> Tuple[str, bytes]:
+def encode_reply(shape: Shape, value: Any) -> Tuple[bytes, bytes]:
     """``(content type, body)`` of a successful reply."""
     if shape.reply == "wrapper":
         if isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, bytes):
-            return "text/plain; charset=utf-8", value
+            return TEXT, value
         elif isinstance(value, float):
             text = repr(value)
         else:
             text = str(value)
-        return "text/plain; charset=utf-8", text.encode("utf-8")
-    return "application/json", json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return TEXT, text.encode("utf-8")
+    return b"application/json", json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: RestServer
-    protocol_version = "HTTP/1.1"  # keep-alive, as Go's client expects
-    disable_nagle_algorithm = True  # headers and body leave as separate writes: no 40 ms delayed-ACK stall
+class _Refused(Exception):
+    """The request cannot be read: answer ``status`` with ``text`` and close the connection."""
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.request)
+    def __init__(self, status: int, text: str) -> None:
+        self.status, self.text = status, text
+        super().__init__(text)
 
-    def finish(self) -> None:
-        self.server.untrack(self.request)
-        super().finish()
 
-    def do_POST(self) -> None:
-        method = self.path.split("?", 1)[0].strip("/")
-        shape = self.server.calls.shape(method)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
-            self._send(400, "text/plain; charset=utf-8", b"bad Content-Length")
-            self.close_connection = True
+class RestApp:
+    """ASGI application serving ``calls`` (``max_body`` bytes read within ``body_timeout`` seconds per request);
+    ``grace`` bounds the drain when the server's lifespan ends."""
+
+    def __init__(self, calls: Calls, max_body: int = MAX_BODY, body_timeout: float = 10.0,
+                 grace: float = 10.0) -> None:
+        self.calls, self.max_body, self.body_timeout, self.grace = calls, max_body, body_timeout, grace
+        self.cut_off: Optional[int] = None  # set when the lifespan ends: calls cut off by the drain
+
+    async def __call__(self, scope: Dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.cut_off = await self.calls.drain(self.grace)
+                self.calls.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Dict[str, Any], receive: Receive, send: Send) -> None:
+        method = scope["path"].strip("/")
+        verb = scope["method"]
+        if verb == "GET" and method == "healthz":
+            stopping = self.calls.closing
+            await _respond(send, 503 if stopping else 200, TEXT, b"stopping" if stopping else b"ok")
             return
-        body = self.rfile.read(length) if length else b""
-        if shape is None:
-            outcome = self.server.calls.call(method, [])
-        else:
-            try:
-                message = json.loads(body) if body.strip() else {}
-                if not isinstance(message, dict):
-                    raise ValueError(f"{method}() expects its request message as a JSON object, "
-                                     f"got {type(message).__name__}")
-                args = shape.args_from_json(message)
-            except ValueError as exc:
-                outcome = Outcome(False, str(exc), True)
-            else:
-                outcome = self.server.calls.call(method, args)
+        if verb != "POST":
+            await _respond(send, 405, TEXT, b"use POST /<function>", [(b"allow", b"POST")])
+            return
+        try:
+            body = await self._body(scope, receive)
+        except _Refused as refused:
+            await _respond(send, refused.status, TEXT, refused.text.encode(), [(b"connection", b"close")])
+            return
+        outcome = await self._call(method, body)
+        shape = self.calls.functions.shape(method)
         if outcome.ok and shape is not None:
             try:
-                self._send(200, *encode_reply(shape, outcome.value))
+                await _respond(send, 200, *encode_reply(shape, outcome.value))
                 return
             except (ValueError, TypeError) as exc:
-                outcome = Outcome(False, f"{method}() result cannot be sent: {exc}")
-        status = 404 if shape is None else 400 if outcome.bad_request else 500
-        self._send(status, "text/plain; charset=utf-8", str(outcome.value).encode("utf-8", "replace"))
+                outcome = Outcome.error(FAILED, f"{method}() result cannot be sent: {exc}")
+        await _respond(send, STATUS[outcome.status], TEXT, str(outcome.value).encode("utf-8", "replace"))
 
-    def do_GET(self) -> None:
-        self._send(405, "text/plain; charset=utf-8", b"use POST /<function>")
+    async def _call(self, method: str, body: bytes) -> Outcome:
+        shape = self.calls.functions.shape(method)
+        if shape is None:
+            return self.calls.functions.unknown(method)
+        try:
+            message = json.loads(body) if body.strip() else {}
+        except RecursionError:
+            return Outcome.error(BAD_REQUEST, f"{method}(): the request body nests too deeply to be a request "
+                                              "message")
+        except ValueError as exc:
+            return Outcome.error(BAD_REQUEST, f"{method}(): the request body is not JSON: {exc}")
+        if not isinstance(message, dict):
+            return Outcome.error(BAD_REQUEST, f"{method}() expects its request message as a JSON object, got "
+                                              f"{type(message).__name__}")
+        try:
+            args = shape.args_from_json(message)
+        except (ValueError, TypeError) as exc:
+            return Outcome.error(BAD_REQUEST, str(exc))
+        return await self.calls.call(method, args)
 
-    do_PUT = do_DELETE = do_PATCH = do_GET
+    async def _body(self, scope: Dict[str, Any], receive: Receive) -> bytes:
+        """The whole body, refused past ``max_body`` bytes (declared or counted) or ``body_timeout`` seconds."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                raise _Refused(413, f"request body of {int(value)} bytes is over the service's limit of "
+                                    f"{self.max_body} bytes (--max-body)")
+        chunks: List[bytes] = []
+        size = 0
+        deadline = time.monotonic() + self.body_timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                message = await asyncio.wait_for(receive(), left if left > 0 else 0)
+            except asyncio.TimeoutError:
+                raise _Refused(408, f"request body not received within {self.body_timeout:.3g} s "
+                                    "(--body-timeout)") from None
+            if message["type"] == "http.disconnect":
+                raise _Refused(400, "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise _Refused(413, f"request body is over the service's limit of {self.max_body} bytes "
+                                    "(--max-body)")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-    def _send(self, status: int, ctype: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("rest %s " + format, self.client_address[0], *args)
-
-
-class RestServer(Draining, ThreadingHTTPServer):
-    """A threading HTTP server answering every function of ``calls``."""
-
-    allow_reuse_address = True
-
-    def __init__(self, address: Tuple[str, int], calls: Any) -> None:
-        self.calls = calls
-        Draining.__init__(self)
-        ThreadingHTTPServer.__init__(self, address, _Handler)
+async def _respond(send: Send, status: int, ctype: bytes, body: bytes,
+                   extra: Optional[List[Tuple[bytes, bytes]]] = None) -> None:
+    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())] + (extra or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

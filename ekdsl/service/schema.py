@@ -15,7 +15,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..model import MISSING, FieldModel, PluginModel, SymbolModel, TypeInfo
 
-__all__ = ["NotServable", "Shape", "proto_package", "proto_text", "shape_of", "shapes"]
+__all__ = ["Field", "NotServable", "Shape", "ident", "proto_package", "proto_text", "service_name", "shape_of",
+           "shapes"]
 
 _SCALARS = {"str": "string", "int": "int64", "float": "double", "bool": "bool", "bytes": "bytes"}
 _WRAPPERS = {"string": "StringValue", "int64": "Int64Value", "double": "DoubleValue", "bool": "BoolValue",
@@ -33,6 +34,16 @@ class NotServable(Exception):
 
 def _camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\W]+", name) if part)
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def ident(text: str) -> str:
+    """``text`` made a proto identifier: characters other than ASCII letters, digits and ``_`` become ``_``, and
+    a leading digit (or nothing) gets a ``_`` before it (``c-to-f`` → ``c_to_f``, ``1geo`` → ``_1geo``)."""
+    out = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    return out if _IDENT.fullmatch(out) else f"_{out}"
 
 
 def json_name(name: str) -> str:
@@ -53,7 +64,9 @@ def _scalar(t: TypeInfo, where: str, symbol: str) -> str:
                               "(use str, int, float, bool, bytes, a list of them, or a TypedDict/dataclass)")
 
 
-class _Field(NamedTuple):
+class Field(NamedTuple):
+    """One field of a request or reply message."""
+
     name: str
     proto: str  # scalar proto type or a message name
     repeated: bool
@@ -67,11 +80,11 @@ class Shape(NamedTuple):
     symbol: SymbolModel
     method: str
     request: str  # message name
-    fields: Tuple[_Field, ...]
+    fields: Tuple[Field, ...]
     reply: str  # "wrapper" | "result" | "object"
     reply_type: str  # a google.protobuf wrapper, or a message name
     reply_scalar: str  # the wrapped proto scalar, for "wrapper"
-    messages: Tuple[Tuple[str, Tuple[_Field, ...]], ...]  # every message this function needs, request first
+    messages: Tuple[Tuple[str, Tuple[Field, ...]], ...]  # every message this function needs, request first
 
     def args_from_json(self, body: Dict[str, Any]) -> List[Any]:
         """Positional arguments from a request message in proto JSON (``jsonpb``: lowerCamelCase or original
@@ -118,8 +131,8 @@ def shape_of(sym: SymbolModel) -> Shape:
         raise NotServable(sym.name, "an aggregate function; eKuiper calls external services once per row")
     if any(p.variadic for p in sym.params):
         raise NotServable(sym.name, "variadic: eKuiper maps arguments to a message's fields one by one")
-    messages: Dict[str, Tuple[_Field, ...]] = {}
-    stem = _camel(sym.name)
+    messages: Dict[str, Tuple[Field, ...]] = {}
+    stem = ident(_camel(sym.name) or sym.name)
     request = f"{stem}Request"
     fields = tuple(_field(p, f"parameter '{p.name}'", sym.name, messages) for p in sym.params)
     messages = {request: fields, **messages}
@@ -130,23 +143,35 @@ def shape_of(sym: SymbolModel) -> Shape:
     elif t.kind == "list":
         item = t.item or TypeInfo("any")
         proto, message = _proto_of(item, "the result's items", sym.name, messages)
-        messages[reply_type] = (_Field("result", proto, True, False, message),)
+        messages[reply_type] = (Field("result", proto, True, False, message),)
     else:
         scalar = _scalar(t, "the result", sym.name)
         reply, reply_type = "wrapper", f"google.protobuf.{_WRAPPERS[scalar]}"
-    return Shape(sym, sym.name, request, fields, reply, reply_type, scalar, tuple(messages.items()))
+    _check_json_names(sym.name, messages)
+    return Shape(sym, ident(sym.name), request, fields, reply, reply_type, scalar, tuple(messages.items()))
 
 
-def _proto_of(t: TypeInfo, where: str, symbol: str, messages: Dict[str, Tuple[_Field, ...]]) -> Tuple[str, Any]:
+def _check_json_names(symbol: str, messages: Dict[str, Tuple[Field, ...]]) -> None:
+    """protoc refuses a proto3 message with two fields of one JSON name (``max_value`` and ``maxValue``)."""
+    for name, fields in messages.items():
+        seen: Dict[str, str] = {}
+        for f in fields:
+            other = seen.setdefault(json_name(f.name), f.name)
+            if other != f.name:
+                raise NotServable(symbol, f"message {name} would have fields '{other}' and '{f.name}', which "
+                                          "proto3 gives one JSON name: rename one")
+
+
+def _proto_of(t: TypeInfo, where: str, symbol: str, messages: Dict[str, Tuple[Field, ...]]) -> Tuple[str, Any]:
     if t.kind == "object":
         name = _message(t, where, symbol, messages)
         return name, name
     return _scalar(t, where, symbol), None
 
 
-def _field(p: FieldModel, where: str, symbol: str, messages: Dict[str, Tuple[_Field, ...]]) -> _Field:
+def _field(p: FieldModel, where: str, symbol: str, messages: Dict[str, Tuple[Field, ...]]) -> Field:
     t = p.type
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p.name):
+    if not _IDENT.fullmatch(p.name):
         raise NotServable(symbol, f"{where} is not a proto3 field name")
     repeated = t.kind == "list"
     if repeated:
@@ -157,11 +182,11 @@ def _field(p: FieldModel, where: str, symbol: str, messages: Dict[str, Tuple[_Fi
     else:
         proto, message = _proto_of(t, where, symbol, messages)
     optional = not repeated and message is None and (t.optional or p.default is not MISSING)
-    return _Field(p.name, proto, repeated, optional, message)
+    return Field(p.name, proto, repeated, optional, message)
 
 
-def _message(t: TypeInfo, where: str, symbol: str, messages: Dict[str, Tuple[_Field, ...]]) -> str:
-    name = _camel(getattr(t.pytype, "__name__", "") or "Object")
+def _message(t: TypeInfo, where: str, symbol: str, messages: Dict[str, Tuple[Field, ...]]) -> str:
+    name = ident(_camel(getattr(t.pytype, "__name__", "") or "Object"))
     if name not in messages:
         messages[name] = ()
         messages[name] = tuple(_field(f, f"{where}'s field '{f.name}'", symbol, messages) for f in t.fields)
@@ -169,19 +194,47 @@ def _message(t: TypeInfo, where: str, symbol: str, messages: Dict[str, Tuple[_Fi
 
 
 def shapes(model: PluginModel) -> Tuple[List[Shape], List[NotServable]]:
-    """The shapes of every function of ``model`` that can be served, and why the others cannot."""
-    good, bad = [], []
+    """The shapes of every function of ``model`` that can be served, and why the others cannot: besides what
+    proto3 cannot carry, a function whose rpc or message names are taken by an earlier one with another
+    definition (``c_to_f`` and ``c-to-f`` share the rpc name ``c_to_f``)."""
+    good: List[Shape] = []
+    bad: List[NotServable] = []
+    methods: Dict[str, str] = {}
+    defined: Dict[str, Tuple[Tuple[Field, ...], str]] = {}
+    service = service_name(model)
     for sym in model.functions:
         try:
-            good.append(shape_of(sym))
+            shape = shape_of(sym)
+            taken = methods.get(shape.method.lower())
+            if taken is not None:
+                raise NotServable(sym.name, f"its rpc name '{shape.method}' is taken by function '{taken}': "
+                                            "rename one with @function(name=...)")
+            for name, fields in shape.messages:
+                if name == service:
+                    raise NotServable(sym.name, f"its message {name} has the name of the service: rename the "
+                                                "type or the function")
+                earlier = defined.get(name)
+                if earlier is not None and earlier[0] != fields:
+                    raise NotServable(sym.name, f"its message {name} differs from the one function '{earlier[1]}' "
+                                                "defines: rename the type or the function")
         except NotServable as exc:
             bad.append(exc)
+            continue
+        methods[shape.method.lower()] = sym.name
+        for name, fields in shape.messages:
+            defined.setdefault(name, (fields, sym.name))
+        good.append(shape)
     return good, bad
+
+
+def service_name(model: PluginModel) -> str:
+    """The proto service of a plugin's schema: its name in CamelCase, made an identifier."""
+    return ident(_camel(model.name) or "Plugin")
 
 
 def proto_package(model: PluginModel) -> str:
     """The proto package of a plugin's schema: ``ekdsl.<name>``, made a valid identifier."""
-    return "ekdsl." + (re.sub(r"\W", "_", model.name).lower() or "plugin")
+    return "ekdsl." + ident(model.name.lower())
 
 
 def proto_text(model: PluginModel, served: Sequence[Shape]) -> str:
@@ -195,7 +248,7 @@ def proto_text(model: PluginModel, served: Sequence[Shape]) -> str:
     ]
     if any(s.reply == "wrapper" for s in served):
         lines += ['import "google/protobuf/wrappers.proto";', ""]
-    lines.append(f"service {_camel(model.name) or 'Plugin'} {{")
+    lines.append(f"service {service_name(model)} {{")
     for s in served:
         lines.append(f"  rpc {s.method}({s.request}) returns ({s.reply_type}) {{}}")
     lines += ["}", ""]

@@ -87,3 +87,14 @@ def anything(x: Any) -> Any:
 def crash(code: int) -> int:
     """End the process that runs it at once (a worker, under ``--workers``)."""
     os._exit(code)
+
+
+@plugin.function
+async def snooze(marker: str, seconds: float) -> str:
+    """The async ``nap``: create ``marker``, then await a sleep (cancellable)."""
+    import asyncio
+
+    with open(marker, "w", encoding="utf-8"):
+        pass
+    await asyncio.sleep(seconds)
+    return "rested"
