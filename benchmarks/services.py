@@ -4,9 +4,13 @@
     python benchmarks/services.py --seconds 0.3 --json out.json
 
 The portable path is the emulator's host calling ``Exec`` over nng IPC (one call at a time, as one rule does);
-the services are ``python -m ekdsl service`` processes called by clients that send what eKuiper's rest and
-msgpack-rpc executors send, over TCP on 127.0.0.1, with 1 and 8 concurrent clients (one connection each).
-Latencies are per call as each client sees it.
+the services are ``python -m ekdsl service`` processes called by clients that send what eKuiper's rest, grpc and
+msgpack-rpc executors send, over TCP on 127.0.0.1, with 1 and 8 concurrent clients (one connection each, threads
+of this process). Latencies are per call as each client sees it.
+
+A second table gives the REST service's memory for one request body: the peak resident size of a fresh service
+process after one call whose body is a JSON list of numbers of the given size, minus its size before, per byte
+of body.
 """
 
 from __future__ import annotations
@@ -25,8 +29,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.service_clients import MsgpackClient, RestClient  # noqa: E402
-from tests.test_service import PLUGIN, Service  # noqa: E402
+from tests.service_clients import PLUGIN, PROTO, GrpcClient, MsgpackClient, RestClient, Service  # noqa: E402
+
+CLIENTS: Dict[str, Callable[[int], Any]] = {
+    "rest": RestClient,
+    "grpc": lambda port: GrpcClient(port, str(PROTO)),
+    "msgpack-rpc": MsgpackClient,
+}
 
 
 def measure(make_call: Callable[[], Callable[[int], Any]], clients: int, seconds: float) -> Dict[str, float]:
@@ -64,14 +73,17 @@ def main(argv: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each path (default 2)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--body-mib", type=float, action="append", default=None, metavar="MIB",
+                        help="REST body sizes for the memory table (repeatable; default 1 and 8)")
     args = parser.parse_args(argv)
+    args.body_mib = args.body_mib or [1.0, 8.0]
     from ekdsl.host import Emulator
 
     results: Dict[str, Dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as sock, Emulator(str(PLUGIN), socket_dir=sock) as emu:
         handle = emu.function("add")
         results["portable function Exec, 1 caller"] = measure(lambda: lambda i: handle.exec(i, 1), 1, args.seconds)
-    for protocol, client in (("rest", RestClient), ("msgpack-rpc", MsgpackClient)):
+    for protocol, client in CLIENTS.items():
         svc = Service(protocol)
         opened: List[Any] = []
 
@@ -91,9 +103,42 @@ def main(argv: Any = None) -> int:
     print(f"{'path':44} {'calls/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for name, r in results.items():
         print(f"{name:44} {r['calls_per_s']:10.0f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f}")
+    memory = body_memory(args.body_mib)
+    print()
+    print(f"{'REST request body':44} {'peak RSS +MiB':>14} {'bytes/byte':>10}")
+    for mib, grown in memory.items():
+        print(f"{f'{mib:g} MiB list of numbers':44} {grown / 2**20:14.1f} {grown / (mib * 2**20):10.1f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        Path(args.json).write_text(json.dumps({"calls": results, "body_memory": memory}, indent=2),
+                                   encoding="utf-8")
     return 0
+
+
+def _status(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def body_memory(sizes: List[float]) -> Dict[float, int]:
+    """Peak resident growth of a fresh REST service for one ``stats(values)`` call per body size (MiB)."""
+    grown: Dict[float, int] = {}
+    for mib in sizes:
+        size = int(mib * 2**20)
+        count = size // len("1.25, ")
+        body = ('{"values": [' + ", ".join(["1.25"] * count) + "]}").encode()
+        svc = Service("rest", "--max-body", str(len(body) + 1024), "--body-timeout", "60", "--call-timeout", "60")
+        try:
+            client = RestClient(svc.port, timeout=120)
+            client.call("add", 1, 1)  # warmed up: the first call's imports are not the body's
+            before = _status(svc.proc.pid, "VmRSS")
+            client.call("stats", body=body)
+            grown[mib] = _status(svc.proc.pid, "VmHWM") - before
+            client.close()
+        finally:
+            svc.stop()
+    return grown
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import base64
 import http.client
 import itertools
 import json
+import os
 import queue
 import re
 import signal
@@ -236,18 +237,15 @@ def compile_proto(proto: str) -> Tuple[Any, str, str]:
     return _COMPILED[proto]
 
 
-class Service:
-    """A ``python -m ekdsl service`` process; its stdout lines in a queue."""
+class Server:
+    """A server process started with ``argv``; its output lines (stdout and stderr) in a queue."""
 
-    def __init__(self, protocol: str, *extra: str, plugin: Path = PLUGIN, prefix: Sequence[str] = ()) -> None:
-        self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "ekdsl", "service", str(plugin), "--listen", "127.0.0.1:0",
-             "--protocol", protocol, *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def __init__(self, argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> None:
+        self.proc = subprocess.Popen(list(argv), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=env)
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: List[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        self.port = int(self._expect(r"serving .* on 127\.0\.0\.1:(\d+)").group(1))
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -255,7 +253,7 @@ class Service:
             self.output.append(line)
             self.lines.put(line)
 
-    def _expect(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+    def _expect(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
         while True:
             try:
                 line = self.lines.get(timeout=timeout)
@@ -266,11 +264,38 @@ class Service:
                 return match
 
     def stop(self) -> int:
+        """SIGTERM, then its exit status (killed after 30 s)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=20)
+            return self.proc.wait(timeout=30)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class Service(Server):
+    """A ``python -m ekdsl service`` process on a free port."""
+
+    def __init__(self, protocol: str, *extra: str, plugin: Path = PLUGIN, prefix: Sequence[str] = ()) -> None:
+        super().__init__([*prefix, sys.executable, "-m", "ekdsl", "service", str(plugin), "--listen", "127.0.0.1:0",
+                          "--protocol", protocol, *extra])
+        self.port = int(self._expect(r"serving .* on 127\.0\.0\.1:(\d+)").group(1))
+
+
+class Gunicorn(Server):
+    """gunicorn with ``workers`` workers of ekdsl's worker class serving the REST application of ``plugin``."""
+
+    def __init__(self, workers: int, plugin: Path = PLUGIN, **env: str) -> None:
+        extra = []
+        help_text = subprocess.run([sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True,
+                                   timeout=60).stdout
+        if "--no-control-socket" in help_text:
+            extra.append("--no-control-socket")  # newer gunicorn: else every instance shares ~/.gunicorn/
+        super().__init__([sys.executable, "-m", "gunicorn", "-k", "ekdsl.service.gunicorn.Worker", "-w",
+                          str(workers), "-b", "127.0.0.1:0", "--graceful-timeout", "5", *extra,
+                          f"ekdsl.service.asgi:app({str(plugin)!r})"], env={**os.environ, **env})
+        self.port = int(self._expect(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1))
+        for _ in range(workers):
+            self._expect(r"Application startup complete")

@@ -14,7 +14,17 @@ import pytest
 from ekdsl.host import Emulator
 
 from .conftest import ROOT, wait_for
-from .service_clients import PLUGIN, PROTO, CallFailed, GrpcClient, MsgpackClient, RestClient, Service, jsonpb
+from .service_clients import (
+    PLUGIN,
+    PROTO,
+    CallFailed,
+    GrpcClient,
+    Gunicorn,
+    MsgpackClient,
+    RestClient,
+    Service,
+    jsonpb,
+)
 
 PROTOCOLS = ["rest", "grpc", "msgpack-rpc"]
 
@@ -254,3 +264,22 @@ def test_service_benchmark_takes_its_arguments():
                           cwd=ROOT, timeout=60)
     assert proc.returncode == 0
     assert "--seconds" in proc.stdout and "--json" in proc.stdout
+
+
+def test_gunicorn_with_several_workers_answers_as_the_portable_runtime(emulator, tmp_path):
+    server = Gunicorn(2, EKDSL_SERVICE_CALL_TIMEOUT="1")
+    clients = [RestClient(server.port) for _ in range(6)]
+    try:
+        for name, args in CASES:
+            assert (True, unwrap(name, clients[0].call(name, *args))) == portable(emulator, name, args)
+        pids = {c.call("whoami") for c in clients for _ in range(3)}
+        assert server.proc.pid not in pids and len(pids) == 2  # both workers serve
+        with pytest.raises(CallFailed) as failed:
+            clients[1].call("nap", str(tmp_path / "m"), 3600.0)
+        assert failed.value.args[0] == 504 and "deadline" in failed.value.args[1]
+        assert clients[1].call("add", 1, 2) == 3
+    finally:
+        for c in clients:
+            c.close()
+        assert server.stop() == 0
+    assert "Shutting down: Master" in "".join(server.output)

@@ -20,7 +20,7 @@ from typing import Any, Dict, NamedTuple, Optional, Sequence, Set
 from .functions import DEADLINE, UNAVAILABLE, Functions, Outcome
 from .options import DEFAULT_TIMEOUT
 
-__all__ = ["Calls", "Limits"]
+__all__ = ["Calls", "Limits", "uncancel"]
 
 log = logging.getLogger("ekdsl.service")
 
@@ -45,7 +45,7 @@ class Calls:
         self.cut_off = 0  # async and worker calls ended by a drain
         self._closing = self._cut = self._closed = False
         self._cut_waiter: Optional[asyncio.Future[None]] = None
-        self._tasks: Set[asyncio.Future[Any]] = set()
+        self._tasks: Set[asyncio.Task[Any]] = set()  # the tasks awaiting a call
         self._jobs: Set[Future[Any]] = set()  # plain calls submitted to the threads and not yet returned
         self._threads = ThreadPoolExecutor(limits.concurrency, thread_name_prefix="ekdsl-call")
         self._workers: Any = None
@@ -53,6 +53,7 @@ class Calls:
             from .workers import Workers
 
             self._workers = Workers(target, limits.workers)
+            self._workers.ready()
 
     @property
     def shapes(self) -> Dict[str, Any]:
@@ -67,25 +68,21 @@ class Calls:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def refuse_new(self) -> None:
+        """Answer every later call "stopping" (the first step of a stop, before the server drains)."""
+        self._closing = True
+
     async def call(self, method: str, args: Sequence[Any], timeout: Optional[float] = None) -> Outcome:
-        """Call ``method`` with positional ``args``; answered within ``timeout`` (default: the limit), never
-        raises (bar the caller's own cancellation)."""
+        """Call ``method`` with positional ``args`` in the calling task; answered within ``timeout`` (default: the
+        limit). Never raises, bar the caller's own cancellation outside a stop."""
         if self._closing:
             return Outcome.error(UNAVAILABLE, "the service is stopping: call another instance or retry")
         if method not in self.functions.shapes:
             return self.functions.unknown(method)
         budget = self.limits.timeout if timeout is None else min(timeout, self.limits.timeout)
-        task = asyncio.ensure_future(self._run(method, args, budget))
+        task = asyncio.current_task()
+        assert task is not None, "Calls.call runs in a task"
         self._tasks.add(task)
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._tasks.discard(task)
-            else:
-                task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, method: str, args: Sequence[Any], budget: float) -> Outcome:
         threaded = self._workers is None and not self.functions.is_async(method)
         try:
             if self._workers is not None:
@@ -95,10 +92,15 @@ class Calls:
                 return await self._run_thread(method, args, budget)
             return await self._run_async(method, args, budget)
         except asyncio.CancelledError:
+            if not self._closing:
+                raise  # the caller went away (a client's own deadline): there is nobody to answer
+            uncancel(task)
             if not threaded:  # a thread cannot be stopped: it is counted while it runs (busy_threads)
                 self.cut_off += 1
             log.warning("function %s: cut off while the service stopped", method)
             return Outcome.error(UNAVAILABLE, f"{method}() was cut off: the service stopped")
+        finally:
+            self._tasks.discard(task)
 
     async def _run_async(self, method: str, args: Sequence[Any], budget: float) -> Outcome:
         bound = self.functions.bind(method, args)
@@ -119,18 +121,24 @@ class Calls:
         job = self._threads.submit(self.functions.run, method, args)
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
+        answer = asyncio.wrap_future(job, loop=loop)
         try:
-            outcome: Outcome = await asyncio.wait_for(asyncio.wrap_future(job, loop=loop), budget)
+            await asyncio.wait({answer}, timeout=budget)  # no task per call, unlike wait_for
+        except asyncio.CancelledError:
+            answer.cancel()  # a queued job never runs; a running one finishes unseen
+            raise
+        if answer.done():
+            outcome: Outcome = answer.result()
             return outcome
-        except asyncio.TimeoutError:
-            if job.cancel():  # still queued behind busy threads: it never runs
-                return _late(method, budget)
-            self.stuck += 1
-            job.add_done_callback(lambda _job: loop.call_soon_threadsafe(self._unstuck, method))
-            log.error("function %s: still running %.3g s after its call started; its thread stays busy until it "
-                      "returns (%d such); run with --workers to have such calls' processes replaced",
-                      method, budget, self.stuck)
+        if job.cancel():  # still queued behind busy threads: it never runs
             return _late(method, budget)
+        answer.cancel()
+        self.stuck += 1
+        job.add_done_callback(lambda _job: loop.call_soon_threadsafe(self._unstuck, method))
+        log.error("function %s: still running %.3g s after its call started; its thread stays busy until it "
+                  "returns (%d such); run with --workers to have such calls' processes replaced",
+                  method, budget, self.stuck)
+        return _late(method, budget)
 
     def _unstuck(self, method: str) -> None:
         self.stuck -= 1
@@ -150,7 +158,8 @@ class Calls:
         if pending and not self._cut:
             everything = asyncio.ensure_future(asyncio.wait(pending))
             self._cut_waiter = asyncio.get_running_loop().create_future()
-            await asyncio.wait({everything, self._cut_waiter}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            waiters: Set[asyncio.Future[Any]] = {everything, self._cut_waiter}
+            await asyncio.wait(waiters, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
             everything.cancel()
         late = {task for task in pending if not task.done()}
         for task in late:
@@ -174,6 +183,13 @@ class Calls:
         if self._workers is not None:
             self._workers.close()
         self.functions.close()
+
+
+def uncancel(task: asyncio.Task[Any]) -> None:
+    """Take back a cancellation that was answered (Python 3.11+ counts them)."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
 
 
 def _late(method: str, budget: float) -> Outcome:

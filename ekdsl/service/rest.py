@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
-from .calls import Calls
+from .calls import Calls, uncancel
 from .functions import BAD_REQUEST, DEADLINE, FAILED, NOT_FOUND, OK, UNAVAILABLE, Outcome
 from .schema import Shape
 
@@ -137,26 +136,38 @@ class RestApp:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
                 raise _Refused(413, f"request body of {int(value)} bytes is over the service's limit of "
                                     f"{self.max_body} bytes (--max-body)")
+        task = asyncio.current_task()
+        assert task is not None
+        late: List[bool] = []
+        timer = asyncio.get_running_loop().call_later(self.body_timeout, _expire, task, late)
         chunks: List[bytes] = []
         size = 0
-        deadline = time.monotonic() + self.body_timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                message = await asyncio.wait_for(receive(), left if left > 0 else 0)
-            except asyncio.TimeoutError:
-                raise _Refused(408, f"request body not received within {self.body_timeout:.3g} s "
-                                    "(--body-timeout)") from None
-            if message["type"] == "http.disconnect":
-                raise _Refused(400, "the client went away")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise _Refused(413, f"request body is over the service's limit of {self.max_body} bytes "
-                                    "(--max-body)")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            while True:
+                message = await receive()  # one timer per request, not a task per receive as wait_for makes
+                if message["type"] == "http.disconnect":
+                    raise _Refused(400, "the client went away")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    raise _Refused(413, f"request body is over the service's limit of {self.max_body} bytes "
+                                        "(--max-body)")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+        except asyncio.CancelledError:
+            if not late:
+                raise
+            uncancel(task)
+            raise _Refused(408, f"request body not received within {self.body_timeout:.3g} s (--body-timeout)") \
+                from None
+        finally:
+            timer.cancel()
+
+
+def _expire(task: asyncio.Task[Any], late: List[bool]) -> None:
+    late.append(True)
+    task.cancel()
 
 
 async def _respond(send: Send, status: int, ctype: bytes, body: bytes,

@@ -42,8 +42,8 @@ def _listen(host: str, port: int, backlog: int) -> socket.socket:
 class _Stop:
     """SIGTERM/SIGINT handling: the first sets :attr:`event`, the second :attr:`now` as well."""
 
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
+    def __init__(self, grace: float, calls: Calls) -> None:
+        self.grace, self.calls = grace, calls
         self.event = asyncio.Event()
         self.now = asyncio.Event()
 
@@ -55,12 +55,13 @@ class _Stop:
         else:
             log.info("%s: stopping; calls in flight have %.3g s to finish (send it again to cut them off)", name,
                      self.grace)
+            self.calls.refuse_new()
         self.event.set()
 
 
 async def _serve(options: Options, calls: Calls, out: TextIO) -> int:
     loop = asyncio.get_running_loop()
-    stop = _Stop(options.grace)
+    stop = _Stop(options.grace, calls)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.signalled, signum)
     host, port = parse_listen(options.listen)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
-from concurrent.futures import CancelledError, TimeoutError
+import time
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, List, Optional
 
 from ..runtime.failure import describe
@@ -30,9 +33,15 @@ def _load(target: str) -> None:
     _FUNCTIONS = Functions(load_target(target).model())
 
 
-def _run(method: str, args: List[Any]) -> Outcome:
+def _run(method: str, args: List[Any], deadline: float) -> Outcome:
     assert _FUNCTIONS is not None, "the worker did not load its plugin"
+    if time.time() > deadline:  # its caller was answered already: no worker was free in time
+        return Outcome.error(DEADLINE, f"{method}() waited past its deadline for a free worker")
     return _FUNCTIONS.run(method, args)
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 class Workers:
@@ -60,20 +69,36 @@ class Workers:
                 self._pool = self._new_pool()
             return self._pool
 
+    def ready(self, timeout: float = 60.0) -> None:
+        """Start the workers and wait (at most ``timeout`` seconds) until one has loaded the plugin, so that the
+        first calls do not spend their deadline on a process starting."""
+        self._current().schedule(_ready).result(timeout=timeout)
+
     async def call(self, method: str, args: List[Any], budget: float) -> Outcome:
-        """Run one call in a worker; past ``budget`` seconds its worker is killed and replaced."""
-        future = self._current().schedule(_run, args=(method, args), timeout=budget)
+        """Run one call in a worker. Its caller is answered within ``budget`` seconds; a worker that ran the call
+        longer is killed and replaced (pebble's task timeout counts from the moment a worker takes the call). A call
+        that waited past its deadline for a free worker is skipped by the worker that takes it."""
+        future = self._current().schedule(_run, args=(method, args, time.time() + budget), timeout=budget)
+        answer = asyncio.wrap_future(future)
         try:
-            outcome: Outcome = await asyncio.wait_for(asyncio.wrap_future(future), budget)
-            return outcome
-        except (asyncio.TimeoutError, TimeoutError):
-            future.cancel()  # queued: never runs; running: its worker is killed and replaced
-            log.error("function %s: no answer within %.3g s: its worker process is replaced", method, budget)
-            return Outcome.error(DEADLINE, f"{method}() did not answer within its {budget:.3g} s deadline "
-                                           "(the service's --call-timeout); its worker process was replaced")
+            await asyncio.wait({answer}, timeout=budget)
         except asyncio.CancelledError:
-            future.cancel()
+            future.cancel()  # a stop: a worker running it is killed
             raise
+        if not answer.done():
+            started = future.running()
+            log.error("function %s: no answer within %.3g s%s", method, budget,
+                      ": its worker process is replaced" if started else ": no worker was free")
+            return Outcome.error(DEADLINE, f"{method}() did not answer within its {budget:.3g} s deadline (the "
+                                           "service's --call-timeout); " + (
+                                               "its worker process was replaced" if started else
+                                               "every worker was busy"))
+        try:
+            outcome: Outcome = answer.result()
+            return outcome
+        except (TimeoutError, FutureTimeout):  # pebble's own timeout, a hair before ours (builtin, or 3.9's)
+            return Outcome.error(DEADLINE, f"{method}() did not answer within its {budget:.3g} s deadline (the "
+                                           "service's --call-timeout); its worker process was replaced")
         except CancelledError:
             return Outcome.error(FAILED, f"{method}() was cancelled: its worker process was stopped")
         except BaseException as exc:  # ProcessExpired, BrokenProcessPool, an argument that does not pickle
