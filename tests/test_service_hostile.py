@@ -69,14 +69,16 @@ def statuses(data: bytes) -> List[int]:
 # --- REST: framing ---------------------------------------------------------------------------------------------
 
 def test_rest_refuses_content_length_beside_chunked_and_runs_no_smuggled_call(rest, tmp_path):
+    """TE.CL smuggling: a front proxy honouring chunked forwards one request whose only chunk is a second request;
+    a server honouring Content-Length (4: the chunk's size line) would run that second request on its own."""
     marker = tmp_path / "smuggled"
     hidden = jsonpb("nap", (str(marker), 0.0))
-    chunked = b"0\r\n\r\n"
     smuggled = (b"POST /nap HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
                 + str(len(hidden)).encode() + b"\r\n\r\n" + hidden)
-    body = chunked + smuggled  # a proxy honouring chunked forwards the whole of it; Content-Length says less
-    request = (b"POST /add HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-               + str(len(body)).encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    size = b"%x\r\n" % len(smuggled)
+    assert len(size) == 4
+    request = (b"POST /add HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + size + smuggled + b"\r\n0\r\n\r\n")
     answer = exchange(rest.port, request)
     assert statuses(answer) == [400], answer
     assert not marker.exists()
