@@ -2,12 +2,15 @@
 
 For each document, its ``python`` blocks are joined into ``plugin.py`` in a fresh folder and run (a block
 whose first line is ``# file: NAME`` is written to ``NAME`` instead); then its ``console`` lines that start
-with ``$ python -m ekdsl`` or ``$ python -m pytest`` run there, in order, and must succeed. Every page has
-at least one runnable example.
+with ``$ python -m ekdsl``, ``$ python -m pytest``, ``$ python -m gunicorn`` or ``$ python -m uvicorn`` (after
+``NAME=value`` environment settings) run there, in order, and must succeed; a server (``ekdsl service``,
+gunicorn, uvicorn) must start serving on a free port and stop on SIGTERM with status 0. Every page has at least
+one runnable example.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import signal
@@ -22,7 +25,10 @@ from .conftest import ROOT
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 FILE = re.compile(r"^# file: (\S+)\n")
-RUN = ("$ python -m ekdsl ", "$ python -m pytest")
+RUN = ("python -m ekdsl ", "python -m pytest", "python -m gunicorn ", "python -m uvicorn ")
+COMMAND = re.compile(r"^\$ ((?:[A-Z][A-Z0-9_]*=\S+ )*)(python -m .*)$")
+# a server's module (argv[2]) → the line that says it serves
+SERVERS = {"ekdsl": "serving ", "gunicorn": "Application startup complete", "uvicorn": "Application startup complete"}
 
 
 def blocks(path: Path, lang: str) -> list[str]:
@@ -38,7 +44,8 @@ def test_doc_examples_run(doc, tmp_path):
             files[named.group(1)] = body
         else:
             files["plugin.py"] = files.get("plugin.py", "") + body + "\n"
-    commands = [line[2:] for body in blocks(doc, "console") for line in body.splitlines() if line.startswith(RUN)]
+    commands = [match.groups() for body in blocks(doc, "console") for line in body.splitlines()
+                for match in [COMMAND.match(line)] if match and match.group(2).startswith(RUN)]
     assert files or commands, f"{doc.name} has no runnable example: add a python block or a console line"
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
@@ -46,30 +53,38 @@ def test_doc_examples_run(doc, tmp_path):
         proc = subprocess.run([sys.executable, "plugin.py"], cwd=tmp_path, capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 0, proc.stderr
-    for command in commands:
+    for settings, command in commands:
+        env = {**os.environ, **dict(pair.split("=", 1) for pair in settings.split())}
         argv = shlex.split(command, comments=True)
         argv[0] = sys.executable
-        if argv[3:4] == ["service"]:
-            run_service(argv, tmp_path)
+        if argv[2] in ("gunicorn", "uvicorn") or argv[2:4] == ["ekdsl", "service"]:
+            run_server(argv, tmp_path, env)
             continue
-        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
         assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
 
 
-def run_service(argv: list[str], cwd: Path) -> None:
-    """A ``service`` command serves until SIGTERM: start it on a free port, wait for it to serve, stop it."""
-    if "--listen" in argv:
-        i = argv.index("--listen") + 1
-        argv[i] = argv[i].rpartition(":")[0] + ":0"
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def run_server(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+    """A server serves until SIGTERM: start it on a free port, wait for it to serve, stop it."""
+    for option, free in (("--listen", "host:0"), ("-b", "host:0"), ("--bind", "host:0"), ("--port", "0")):
+        if option in argv:
+            i = argv.index(option) + 1
+            argv[i] = argv[i].rpartition(":")[0] + ":0" if free == "host:0" else free
+    if argv[2] == "gunicorn" and "--no-control-socket" in subprocess.run(
+            [sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True, timeout=60).stdout:
+        argv.insert(3, "--no-control-socket")  # several gunicorns at once must not share ~/.gunicorn/
+    ready = SERVERS[argv[2]]
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         assert proc.stdout is not None
         seen = [proc.stdout.readline()]
-        while seen[-1] and not seen[-1].startswith("serving "):
+        while seen[-1] and ready not in seen[-1]:
             seen.append(proc.stdout.readline())
-        assert seen[-1].startswith("serving "), "".join(seen)
+        assert ready in seen[-1], "".join(seen)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        # uvicorn raises the signal again once it has shut down, so that its exit status tells the signal
+        clean = (0, -signal.SIGTERM) if argv[2] == "uvicorn" else (0,)
+        assert proc.wait(timeout=30) in clean, "".join(seen)
     finally:
         if proc.poll() is None:
             proc.kill()
