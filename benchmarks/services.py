@@ -9,8 +9,8 @@ msgpack-rpc executors send, over TCP on 127.0.0.1, with 1 and 8 concurrent clien
 of this process). Latencies are per call as each client sees it.
 
 A second table gives the REST service's memory for one request body: the peak resident size of a fresh service
-process after one call whose body is a JSON list of numbers of the given size, minus its size before, per byte
-of body.
+process after one call whose body is a JSON list of numbers (floats, or small ints, which become floats) of the
+given size, minus its size before, per byte of body.
 """
 
 from __future__ import annotations
@@ -106,8 +106,9 @@ def main(argv: Any = None) -> int:
     memory = body_memory(args.body_mib)
     print()
     print(f"{'REST request body':44} {'peak RSS +MiB':>14} {'bytes/byte':>10}")
-    for mib, grown in memory.items():
-        print(f"{f'{mib:g} MiB list of numbers':44} {grown / 2**20:14.1f} {grown / (mib * 2**20):10.1f}")
+    for name, grown in memory.items():
+        mib = float(name.split()[0])
+        print(f"{name:44} {grown / 2**20:14.1f} {grown / (mib * 2**20):10.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"calls": results, "body_memory": memory}, indent=2),
                                    encoding="utf-8")
@@ -121,20 +122,23 @@ def _status(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
-def body_memory(sizes: List[float]) -> Dict[float, int]:
-    """Peak resident growth of a fresh REST service for one ``stats(values)`` call per body size (MiB)."""
-    grown: Dict[float, int] = {}
-    for mib in sizes:
+BODIES = {"floats": "1.25", "small ints": "7"}  # list items of the request body
+
+
+def body_memory(sizes: List[float]) -> Dict[str, int]:
+    """Peak resident growth of a fresh REST service for one ``stats(values)`` call per body size (MiB) and kind."""
+    grown: Dict[str, int] = {}
+    for mib, (kind, item) in ((m, k) for m in sizes for k in BODIES.items()):
         size = int(mib * 2**20)
-        count = size // len("1.25, ")
-        body = ('{"values": [' + ", ".join(["1.25"] * count) + "]}").encode()
+        count = size // len(item + ", ")
+        body = ('{"values": [' + ", ".join([item] * count) + "]}").encode()
         svc = Service("rest", "--max-body", str(len(body) + 1024), "--body-timeout", "60", "--call-timeout", "60")
         try:
             client = RestClient(svc.port, timeout=120)
             client.call("add", 1, 1)  # warmed up: the first call's imports are not the body's
             before = _status(svc.proc.pid, "VmRSS")
             client.call("stats", body=body)
-            grown[mib] = _status(svc.proc.pid, "VmHWM") - before
+            grown[f"{mib:g} MiB list of {kind}"] = _status(svc.proc.pid, "VmHWM") - before
             client.close()
         finally:
             svc.stop()
