@@ -25,7 +25,6 @@ __all__ = ["Calls", "Limits", "uncancel"]
 log = logging.getLogger("ekdsl.service")
 
 
-
 class Limits(NamedTuple):
     """How calls run: their deadline in seconds, how many run at once, and in how many processes (0: threads of
     this one)."""
@@ -63,10 +62,6 @@ class Calls:
     def closing(self) -> bool:
         """Whether a drain has begun: new calls are refused."""
         return self._closing
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
 
     def refuse_new(self) -> None:
         """Answer every later call "stopping" (the first step of a stop, before the server drains)."""
@@ -134,7 +129,7 @@ class Calls:
             return _late(method, budget)
         answer.cancel()
         self.stuck += 1
-        job.add_done_callback(lambda _job: loop.call_soon_threadsafe(self._unstuck, method))
+        job.add_done_callback(lambda _job: _soon(loop, self._unstuck, method))
         log.error("function %s: still running %.3g s after its call started; its thread stays busy until it "
                   "returns (%d such); run with --workers to have such calls' processes replaced",
                   method, budget, self.stuck)
@@ -161,7 +156,7 @@ class Calls:
             waiters: Set[asyncio.Future[Any]] = {everything, self._cut_waiter}
             await asyncio.wait(waiters, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
             everything.cancel()
-        late = {task for task in pending if not task.done()}
+        late = {task for task in pending if task in self._tasks}  # still in a call (not writing its answer)
         for task in late:
             task.cancel()
         if late:
@@ -183,6 +178,13 @@ class Calls:
         if self._workers is not None:
             self._workers.close()
         self.functions.close()
+
+
+def _soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop closed meanwhile (the service stopped): nothing left to tell
+        pass
 
 
 def uncancel(task: asyncio.Task[Any]) -> None:
