@@ -87,8 +87,11 @@ class Counted:
         env.update(spec.get("env", {}))
         wrapper = ["valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes",
                    f"--callgrind-out-file={out}/callgrind.%p"]
+        # ekdsl's sockets in a directory of their own (the SDK's are fixed /tmp paths)
+        sockets = None if spec["name"] == "benchsdk" else tempfile.mkdtemp(prefix="ekic", dir="/tmp")
+        self.sockets = sockets
         self.host = Host(spec["name"], spec["exe"], python=spec["python"], init_timeout=300, env=env,
-                         wrapper=wrapper)
+                         wrapper=wrapper, socket_dir=sockets)
         self.rules = 0
         self.running: List[Callable[[], None]] = []  # stops for the source or sink of the path measured
 
@@ -187,6 +190,8 @@ class Counted:
 
     def close(self) -> None:
         self.host.close()
+        if self.sockets:
+            shutil.rmtree(self.sockets, ignore_errors=True)
 
 
 def totals(path: Path) -> int:

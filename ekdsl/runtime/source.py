@@ -142,7 +142,10 @@ class SourceRunner:
             except BaseException:
                 self._emit_general(item)
                 return
-            self._send(payload)
+            try:
+                self.sock.send(payload)
+            except (Closed, Timeout):
+                self._send(payload)
             self.rows += 1
             return
         self._emit_general(item)
