@@ -62,8 +62,13 @@ class Invoker:
 
     def __init__(self, sym: SymbolModel) -> None:
         self.sym = sym
-        self._arity = sym.arity
+        self.arity = self._arity = sym.arity
         self._plain = all(p.type.kind == "any" and p.default is MISSING for p in sym.params)
+        fixed = [p for p in sym.params if not p.variadic]
+        # per count of arguments given: how many left-out trailing Optional arguments are passed as None
+        self._pads = tuple(max((i + 1 for i, p in enumerate(fixed[n:]) if p.default is MISSING), default=0)
+                           for n in range(len(fixed) + 1))
+        self._direct = not sym.context_param and not sym.is_async
         self._local = threading.local()
         self._loops: List[Any] = []
         self._lock = threading.Lock()
@@ -95,12 +100,12 @@ class Invoker:
             raise err
         args = list(raw) if self._plain else [self._arg(i, v, literals.get(i) if literals else None)
                                               for i, v in enumerate(raw)]
-        return args + [None] * self._missing_optional(len(args))
+        pad = self._missing_optional(len(args))
+        return args + [None] * pad if pad else args
 
     def _missing_optional(self, n: int) -> int:
         """How many left-out trailing ``Optional`` arguments without a default must be passed as ``None``."""
-        fixed = [p for p in self.sym.params if not p.variadic][n:]
-        return max((i + 1 for i, p in enumerate(fixed) if p.default is MISSING), default=0)
+        return self._pads[n] if n < len(self._pads) else 0
 
     def _arg(self, i: int, value: Any, literals: Optional[Set[str]]) -> Any:
         p = self.param(i)
@@ -117,6 +122,8 @@ class Invoker:
 
     def call(self, args: Sequence[Any], context: Optional[Context] = None) -> Any:
         """Call the function with bound ``args`` (awaiting it when async); user exceptions propagate."""
+        if self._direct:
+            return self.sym.func(*args)
         kwargs: Dict[str, Any] = {}
         if self.sym.context_param:
             kwargs[self.sym.context_param] = context

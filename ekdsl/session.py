@@ -17,6 +17,9 @@ Plugin side (:class:`PluginSession`; ``runtime/answer.py`` drives it)::
     ANSWERING   send(answer)               SENDING     answer queued (never empty, never starting 'h')
     any         close()                    CLOSED
 
+A driver's fast lane takes two rows at once, without events: ``answered(answer)`` is ``receive`` then
+``send`` (WAITING → SENDING, no :class:`Request`), ``keepalive_due(now)`` is ``tick`` (no :class:`Keepalive`).
+
 Host side (:class:`HostExchange`; ``host/channels.py`` drives it, as ``connection.go`` ``SendCmd``/``Req``)::
 
     state       input                      next        output
@@ -153,7 +156,8 @@ class PluginSession:
 
     def sent(self, now: float) -> None:
         """The queued bytes were delivered."""
-        self._need(SENDING)
+        if self.state != SENDING:
+            self._need(SENDING)
         self._out = None
         self.last = now
         self.state = WAITING
@@ -171,15 +175,31 @@ class PluginSession:
 
     def tick(self, now: float) -> None:
         """Time passes without a message: after :attr:`keepalive` seconds the handshake is queued again."""
-        if self.state == WAITING and now - self.last >= self.keepalive:
-            self._events.append(Keepalive(now - self.last))
-            self._queue(HANDSHAKE)
+        idle = now - self.last
+        if self.keepalive_due(now) is not None:
+            self._events.append(Keepalive(idle))
 
     def broken(self, now: float) -> None:
         """The pending exchange died (no request pending, or its connection reset): greet again."""
         if self.state in (SENDING, WAITING, ANSWERING):
             self._events.append(Restart())
             self._queue(HANDSHAKE)
+
+    def answered(self, answer: bytes) -> bytes:
+        """WAITING → SENDING in one step: a request came and ``answer`` is its answer (``receive`` and ``send``
+        without a :class:`Request` event, for a driver that answers at once); returns the bytes to deliver."""
+        if self.state != WAITING:
+            self._need(WAITING)
+        self._out = out = safe_answer(answer)
+        self.state = SENDING
+        return out
+
+    def keepalive_due(self, now: float) -> Optional[bytes]:
+        """:meth:`tick` without a :class:`Keepalive` event: the handshake to deliver when it is due, else ``None``."""
+        if self.state == WAITING and now - self.last >= self.keepalive:
+            self._queue(HANDSHAKE)
+            return HANDSHAKE
+        return None
 
     def next_event(self) -> Optional[PluginEvent]:
         """The oldest event not taken yet; a driver takes them all after each input (they are kept until then)."""

@@ -7,7 +7,7 @@ The rules (handshake first, keepalive after 5 s of silence, greet again after a 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from ..errors import TransportError
 from ..session import KEEPALIVE, PluginSession, Request
@@ -23,9 +23,12 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
                 keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep) -> None:
     """Answer every message with ``handle(message)`` until ``stopped()``, the socket closes, or ``idle()``
     returns True. ``idle`` is asked whenever a receive or a send times out, so also while an answer cannot
-    be delivered; ``sock`` needs send and receive timeouts for either check to run."""
+    be delivered; ``sock`` needs send and receive timeouts for either check to run. With a socket that
+    ``close()`` interrupts, plain exchanges take :func:`answer_lane`, and ``stopped()`` is asked when a
+    receive times out: a stop closes the socket."""
     session = PluginSession(keepalive)
     session.start(clock())
+    lane = sock.interruptible if isinstance(sock, Socket) else False
 
     def broken(exc: Exception) -> bool:
         # no request pending, or it died with its connection (pynng: "Connection reset"): unless eKuiper is
@@ -49,6 +52,9 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
             if out is not None:
                 sock.send(out)
                 session.sent(clock())
+            elif lane:
+                if not answer_lane(session, sock, handle, stopped, idle, clock):
+                    return
             else:
                 session.receive(sock.recv(), clock())
                 take_events()
@@ -62,3 +68,25 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
         except (BadState, TransportError) as exc:
             if not broken(exc):
                 return
+
+
+def answer_lane(session: PluginSession, sock: Socket, handle: Callable[[bytes], bytes],
+                stopped: Callable[[], bool], idle: Callable[[], bool], clock: Callable[[], float]) -> bool:
+    """Plain exchanges from WAITING, the session's rules without its event queue: each request is answered
+    and the answer delivered; a receive timeout sends the keepalive when it is due. Returns False when
+    ``stopped()`` or ``idle()`` says so; anything else unusual is raised with the session in the state it
+    was left in (an answer not delivered stays queued), for :func:`answer_loop` to take over."""
+    receive, send = sock.recv_or_none, sock.send
+    answered, sent, due = session.answered, session.sent, session.keepalive_due
+    while True:
+        data: Optional[bytes] = receive()
+        if data is None:  # the receive timeout passed
+            if stopped() or idle():
+                return False
+            out = due(clock())
+            if out is None:
+                continue
+        else:
+            out = answered(handle(data))
+        send(out)
+        sent(clock())

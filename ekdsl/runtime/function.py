@@ -6,11 +6,13 @@ import logging
 import threading
 from typing import Any, Dict, Optional, Set
 
+from .. import codec
 from ..context import Context
 from ..errors import ConfigError, EkdslError, ProtocolError
 from ..invoke import Invoker, ResultError
 from ..model import SymbolModel
 from ..protocol import decode_func_request, encode_func_reply, parse_func_meta
+from ..session import KEEPALIVE
 from ..transport import Closed, Socket
 from ..types import coerce
 from .answer import answer_loop
@@ -18,8 +20,9 @@ from .failure import describe
 
 __all__ = ["FunctionHandler", "FunctionService", "ResultError"]
 
-RECV_SLICE = 1.0
+RECV_SLICE = 1.0  # seconds per receive when close() cannot interrupt the socket (pynng)
 TEXT_LITERALS = 256  # string literals remembered per argument position (see ekdsl.invoke.literal_text)
+_STATE_TRUE = b'{"state":true,"result":'  # encode_func_reply(True, x) is this, x's JSON and "}"
 
 
 class FunctionHandler:
@@ -33,7 +36,32 @@ class FunctionHandler:
         self._literals: Dict[int, Set[str]] = {}  # string literals seen by Validate, per bytes argument
 
     def handle(self, payload: bytes) -> bytes:
-        """Answer one request; never raises, whatever the user code raises or returns."""
+        """Answer one request; never raises, whatever the user code raises or returns.
+
+        The fast path: an ``Exec`` whose argument count fits is decoded once, bound and called, and its reply
+        written around the result's JSON. Anything else goes to :meth:`general` before any user code runs,
+        and the bytes are the same either way."""
+        try:
+            req = codec.loads(payload)
+        except Exception:
+            return self.general(payload)
+        arg = req.get("arg") if req.__class__ is dict and req.get("func") == "Exec" else None
+        if arg.__class__ is not list or not self._fits(len(arg) - 1):
+            return self.general(payload)
+        try:
+            invoker = self.invoker
+            args = invoker.bind(arg[:-1], self._literals)
+            result = invoker.call(args, self._context(arg[-1]) if self.sym.context_param else None)
+            self.calls += 1
+            try:
+                return _STATE_TRUE + codec.dumps(result) + b"}"
+            except BaseException:
+                raise invoker.result_error(result) from None
+        except BaseException as exc:
+            return self._failed(exc)
+
+    def general(self, payload: bytes) -> bytes:
+        """Answer any request, step by step: the protocol's decoder, a dispatch on ``func``, the reply encoder."""
         try:
             req = decode_func_request(payload)
             if req.func == "Exec":
@@ -43,13 +71,21 @@ class FunctionHandler:
             if req.func == "IsAggregate":
                 return encode_func_reply(True, self.sym.aggregate)
             return encode_func_reply(False, f"invalid func {req.func!r}: expected Validate, IsAggregate or Exec")
-        except EkdslError as exc:
+        except BaseException as exc:
+            return self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> bytes:
+        """The reply for a call that raised (SystemExit and KeyboardInterrupt too: the function serves on)."""
+        if isinstance(exc, EkdslError):
             self.log.error("function %s: %s", self.sym.name, exc)
             return encode_func_reply(False, str(exc))
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the call fails, the function serves on
-            error = describe(exc)
-            self.log.exception("function %s failed: %s", self.sym.name, error)
-            return encode_func_reply(False, error)
+        error = describe(exc)
+        self.log.exception("function %s failed: %s", self.sym.name, error, exc_info=exc)
+        return encode_func_reply(False, error)
+
+    def _fits(self, n: int) -> bool:
+        low, high = self.invoker.arity
+        return low <= n and (high is None or n <= high)
 
     def _arity_error(self, n: int) -> Optional[str]:
         err = self.invoker.arity_error(n)
@@ -122,7 +158,7 @@ class FunctionService:
 
     def __init__(self, handler: FunctionHandler, sock: Socket, log: logging.Logger) -> None:
         self.handler, self.sock, self.log = handler, sock, log
-        self.sock.recv_timeout = RECV_SLICE
+        self.sock.recv_timeout = KEEPALIVE if sock.interruptible else RECV_SLICE  # stop() closes a native one
         self.sock.send_timeout = 1.0
         self._stop = threading.Event()
         self.done = threading.Event()

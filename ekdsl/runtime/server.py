@@ -28,6 +28,7 @@ from ..protocol import (
     error_reply,
     func_url,
 )
+from ..session import KEEPALIVE
 from ..transport import Socket, open_socket
 from .answer import answer_loop
 from .binding import bind_config, make_context
@@ -38,7 +39,7 @@ from .source import SourceRunner
 
 __all__ = ["LOAD_WAIT", "RESTART_WINDOW", "START_BUDGET", "STOP_GRACE", "PluginServer", "StartError"]
 
-TICK = 1.0  # the control loop looks at eKuiper (parent, control connection) and at shutdown requests this often
+TICK = 1.0  # over pynng, the control loop looks at eKuiper's process and at shutdown requests this often
 START_BUDGET = 2.0  # seconds a start may spend converting properties (user code) before it is answered an error
 STOP_GRACE = 1.0  # seconds a stopping instance gets to finish; at shutdown, all of them together
 RESTART_WINDOW = 10.0  # a late stop of a rule's previous run is recognised for this long after its restart
@@ -294,8 +295,7 @@ class PluginServer:
         thread.start()
         if load is not None:
             self._load(load)
-        while not self._wake.wait(TICK):  # in slices: signal handlers run on this thread
-            pass
+        self._wake.wait()  # a signal interrupts the wait: its handler runs on this thread and sets _wake
         self._shutdown.set()
         if sock.interruptible:
             sock.close()  # ends a receive at once; pynng's cannot be closed under a waiting thread
@@ -324,21 +324,42 @@ class PluginServer:
         self.loaded(model)
 
     def _loop(self, sock: Socket, parent: Optional[int]) -> None:
-        sock.recv_timeout = TICK
+        pidfd = watch_parent(sock, parent)
+        # a native socket ends at once with eKuiper's control connection (and with eKuiper's process, watched
+        # by a pidfd): it waits for a command or the keepalive; without a pidfd, the parent is looked at then
+        sock.recv_timeout = KEEPALIVE if sock.interruptible else TICK
         sock.send_timeout = TICK
 
         def ekuiper_gone() -> bool:
-            if sock.lost:
-                return True
-            if parent is not None and os.getppid() != parent:
-                self.log.warning("eKuiper (pid %d) is gone; exiting", parent)
-                return True
-            return False
+            return sock.lost or (parent is not None and os.getppid() != parent)
 
-        answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone)
-        if sock.lost and not self._shutdown.is_set():
+        try:
+            answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        if parent is not None and os.getppid() != parent:
+            self.log.warning("eKuiper (pid %d) is gone; exiting", parent)
+        elif sock.lost and not self._shutdown.is_set():
             self.log.warning("eKuiper's control connection is gone (eKuiper never closes it while it runs); "
                              "exiting")
+
+
+def watch_parent(sock: Socket, parent: Optional[int]) -> Optional[int]:
+    """A pidfd of ``parent`` (Linux 5.3 and later), set as ``sock.watch`` so that its end ends the socket's
+    receives; ``None`` where there is none (the caller then looks at ``os.getppid()`` now and then)."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if parent is None or pidfd_open is None or not hasattr(sock, "watch"):
+        return None
+    try:
+        fd: int = pidfd_open(parent)
+    except OSError:
+        return None
+    if os.getppid() != parent:  # gone before the pidfd was made: that pid may be another process's now
+        os.close(fd)
+        return None
+    sock.watch = fd
+    return fd
 
 
 def install_signal_handlers(server: PluginServer) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..codec import loads as _json
 from ..context import Context, Stopped
@@ -19,7 +20,26 @@ from .failure import describe
 __all__ = ["SinkRunner", "shape_item", "shape_items", "split_items"]
 
 RECV_SLICE = 0.05  # seconds per receive when the socket cannot be interrupted; a stop is seen within this
-IDLE_SLICE = 1.0  # with an interruptible socket, stop closes it and the receive ends at once
+IDLE_SLICE = 5.0  # with an interruptible socket, stop closes it and the receive ends at once
+
+
+def _same(payload: bytes) -> bytes:
+    return payload
+
+
+def _text(payload: bytes) -> str:
+    return payload.decode("utf-8", "replace")
+
+
+def _json_or_text(payload: bytes) -> Any:
+    try:
+        return _json(payload)
+    except (ValueError, RecursionError):
+        return payload.decode("utf-8", "replace")
+
+
+# data annotations that take one message as one item, and that item
+_WHOLE: Dict[str, Callable[[bytes], Any]] = {"bytes": _same, "str": _text, "any": _json_or_text}
 
 
 def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
@@ -31,15 +51,9 @@ def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]
     row or event type gets a payload that is not JSON.
     """
     kind = t.kind if t is not None else "any"
-    if kind == "bytes":
-        return [payload]
-    if kind == "str":
-        return [payload.decode("utf-8", "replace")]
-    if kind == "any":
-        try:
-            return [_json(payload)]
-        except (ValueError, RecursionError):
-            return [payload.decode("utf-8", "replace")]
+    whole = _WHOLE.get(kind)
+    if whole is not None:
+        return [whole(payload)]
     try:
         value = _json(payload)
     except (ValueError, RecursionError):
@@ -52,7 +66,7 @@ def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]
 
 def shape_item(item: Any, t: Optional[TypeInfo], symbol: str) -> Any:
     """One item converted to the data annotation (:class:`ConfigError` if it does not fit); raw payloads as is."""
-    if t is None or t.kind in ("bytes", "str", "any"):
+    if t is None or t.kind in _WHOLE:
         return item
     return coerce(item, t, symbol=symbol, name="data")
 
@@ -123,14 +137,16 @@ class SinkRunner:
                 self._loop = asyncio.new_event_loop()
             if self.sym.is_generator:
                 self._open_generator()
-            while not self.ctx.stopped:
+            deliver = self._fast_delivery() or self._deliver
+            stopped, recv = self.ctx.stop_event.is_set, self.data.recv
+            while not stopped():
                 try:
-                    payload = self.data.recv()
+                    payload = recv()
                 except Timeout:
                     continue
                 except Closed:
                     break
-                self._deliver(payload)
+                deliver(payload)
         except Stopped:
             pass
         except BaseException:  # not user code (that is caught per item): a fault of the runtime itself
@@ -162,6 +178,38 @@ class SinkRunner:
         if self.require_ack:
             self._ack(_summary(errors, len(items), self._unit) if errors else "")
 
+    def _fast_delivery(self) -> Optional[Callable[[bytes], None]]:
+        """The fast path of :meth:`_deliver` for a plain function whose data parameter takes a whole message
+        (``bytes``, ``str``, ``Any``): one call per message, the arguments bound once; ``None`` for the others."""
+        sym = self.sym
+        kind = sym.data_type.kind if sym.data_type is not None else "any"
+        if sym.is_generator or sym.is_async or kind not in _WHOLE:
+            return None
+        kwargs = dict(self.kwargs)
+        if sym.context_param:
+            kwargs[sym.context_param] = self.ctx
+        call = functools.partial(sym.func, **kwargs)
+        name = sym.data_param or "data"
+        code = getattr(sym.func, "__code__", None)  # the data parameter first and not positional-only: pass it so
+        positional = bool(code and code.co_argcount and not code.co_posonlyargcount and code.co_varnames[0] == name)
+        item = _WHOLE[kind]
+
+        def deliver(payload: bytes) -> None:
+            self.received += 1
+            try:
+                if positional:
+                    call(item(payload))
+                else:
+                    call(**{name: item(payload)})
+                error = ""
+            except BaseException as exc:
+                error = self._failure(exc)
+                self.failed += 1
+            if self.require_ack:
+                self._ack(error)
+
+        return deliver
+
     @property
     def _unit(self) -> str:
         kind = self.sym.data_type.kind if self.sym.data_type is not None else "any"
@@ -178,11 +226,15 @@ class SinkRunner:
             self._call(item)
             return ""
         except BaseException as exc:  # user code may raise anything, SystemExit included: the sink goes on
-            if isinstance(exc, Stopped) and self.ctx.stopped:
-                raise
-            error = describe(exc)
-            self.log.exception("sink failed on message %d: %s", self.received, error)
-            return error
+            return self._failure(exc)
+
+    def _failure(self, exc: BaseException) -> str:
+        """The error text of a call that raised, logged; a stop's :class:`Stopped` goes on up."""
+        if isinstance(exc, Stopped) and self.ctx.stopped:
+            raise exc
+        error = describe(exc)
+        self.log.exception("sink failed on message %d: %s", self.received, error, exc_info=exc)
+        return error
 
     def _ack(self, error: str) -> None:
         try:

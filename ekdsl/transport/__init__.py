@@ -87,6 +87,13 @@ class Socket:
     def recv(self) -> bytes:
         raise NotImplementedError
 
+    def recv_or_none(self) -> Optional[bytes]:
+        """:meth:`recv`, but ``None`` instead of :class:`Timeout` when the receive timeout passes."""
+        try:
+            return self.recv()
+        except Timeout:
+            return None
+
     def close(self) -> None:
         raise NotImplementedError
 

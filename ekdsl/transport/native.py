@@ -23,7 +23,7 @@ from typing import Deque, Dict, Optional, Union
 
 from ..errors import ProtocolError, TransportError
 from . import BadState, Closed, Socket, Timeout
-from .sp import FrameReader, check_header, conn_header, frame
+from .sp import FrameReader, check_header, conn_header
 
 __all__ = ["PullSocket", "PushSocket", "ReqSocket", "open_native"]
 
@@ -33,6 +33,8 @@ RECONNECT_MAX = 1.0  # the wait doubles up to this while nobody listens
 HEADER_WAIT = 2.0
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _ID = struct.Struct(">I")
+_HEAD = struct.Struct(">BQ")  # a message's type byte and length (sp.frame, in one step)
+_REQ_HEAD = struct.Struct(">BQI")  # ... followed by a REQ/REP request id
 _TIMEVAL = struct.Struct("@ll")
 
 
@@ -60,7 +62,7 @@ def _timeval(seconds: Optional[float]) -> bytes:
 class _Conn:
     """One connected stream, after the SP headers were exchanged; blocking, with kernel timeouts."""
 
-    __slots__ = ("buf", "out", "rcvtimeo", "reader", "sndtimeo", "sock", "view")
+    __slots__ = ("buf", "out", "poller", "rcvtimeo", "reader", "sndtimeo", "sock", "view")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -70,6 +72,7 @@ class _Conn:
         self.out = b""  # the unsent tail of a message whose first bytes are already on the wire
         self.rcvtimeo: object = -1
         self.sndtimeo: object = -1
+        self.poller: Optional[select.poll] = None  # this connection and a watched descriptor (ReqSocket.watch)
 
     def recv_within(self, seconds: Optional[float]) -> memoryview:
         """One receive into the connection's buffer (valid until the next); empty at EOF.
@@ -273,6 +276,19 @@ class _Dialer(_Base):
             self.conn.interrupt()
 
     def _send_frame(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None and conn.sndtimeo == self._send_timeout:  # the usual case: one send, all of it
+            with self._io:
+                if not conn.out and conn is self.conn:
+                    try:
+                        sent = conn.sock.send(data)
+                    except OSError:
+                        sent = 0
+                    if sent == len(data):
+                        return
+                    if sent > 0:  # the message has started: it is sent, its tail goes before the next one
+                        conn.out = data[sent:]
+                        return
         with self._io:
             conn = self.conn
             if conn is not None and not conn.out:  # the common case: connected, nothing left over
@@ -306,8 +322,9 @@ class PushSocket(_Dialer):
     """PUSH, dialled: source rows and sink acks."""
 
     def send(self, data: bytes) -> None:
-        self._check_open()
-        self._send_frame(frame(data))
+        if self._closed:
+            raise Closed(f"socket {self.url} is closed", self.url)
+        self._send_frame(_HEAD.pack(1, len(data)) + data)
 
     def recv(self) -> bytes:
         raise BadState("a PUSH socket cannot receive", self.url)
@@ -318,6 +335,9 @@ class ReqSocket(_Dialer):
 
     A new request abandons the previous one; replies to abandoned requests are dropped. Nothing is
     resent on a timer; a pending request is sent again only on a new connection.
+
+    ``watch``: a descriptor that becomes readable when the peer is gone for good (a pidfd of eKuiper's
+    process); a receive then ends as on a lost connection (``lost``, :class:`Closed`), without a timer.
     """
 
     def __init__(self, kind: str, url: str) -> None:
@@ -325,6 +345,12 @@ class ReqSocket(_Dialer):
         self._id = random.getrandbits(31)
         self._pending: Optional[int] = None
         self._pending_frame = b""
+        self.watch: Optional[int] = None
+        self._quiet = False  # the last receive timed out: wait with poll until a message comes
+        self._wait_ms = -1  # the receive timeout, for poll
+
+    def _timeouts_changed(self) -> None:
+        self._wait_ms = -1 if self._recv_timeout is None else max(0, int(self._recv_timeout * 1000 + 0.999))
 
     def _connected(self) -> None:
         self._ready.clear()
@@ -332,12 +358,12 @@ class ReqSocket(_Dialer):
             self.conn.out = self._pending_frame  # the request died with the old connection: send it again
 
     def send(self, data: bytes) -> None:
-        self._check_open()
-        self._id = (self._id + 1) & 0x7FFFFFFF
-        rid = self._id | 0x80000000
-        self._pending = rid
-        self._pending_frame = frame(data, _ID.pack(rid))
-        self._send_frame(self._pending_frame)
+        if self._closed:
+            raise Closed(f"socket {self.url} is closed", self.url)
+        self._id = rid = (self._id + 1) & 0x7FFFFFFF
+        self._pending = rid = rid | 0x80000000
+        self._pending_frame = head = _REQ_HEAD.pack(1, len(data) + 4, rid) + data
+        self._send_frame(head)
 
     def recv(self) -> bytes:
         self._check_open()
@@ -355,11 +381,57 @@ class ReqSocket(_Dialer):
                     deadline = time.monotonic() + self._recv_timeout
                 self._read(deadline)
 
+    def recv_or_none(self) -> Optional[bytes]:
+        """The reply in one receive when it comes alone and whole (the usual case); else as :meth:`recv`.
+
+        Busy, it receives at once; once a receive has timed out it waits with ``poll`` until the next
+        message (a timeout then costs no exception), as it always does with a ``watch``."""
+        pending, conn = self._pending, self.conn
+        if pending is None or conn is None or conn.out or self._ready or self._closed or conn.reader.holding:
+            return super().recv_or_none()
+        if self._quiet and conn.poller is not None and not conn.poller.poll(self._wait_ms):
+            return None  # the usual wake-up of an idle channel: nothing locked, nothing raised, nothing built
+        with self._io:
+            if (self._quiet or self.watch is not None) and not self._readable(conn):
+                return None
+            try:
+                chunk = conn.recv_within(self._recv_timeout)
+            except BlockingIOError:
+                self._quiet = True
+                return None
+            except OSError:
+                chunk = memoryview(b"")
+            self._quiet = False
+            n = len(chunk)
+            if n >= 13 and _REQ_HEAD.unpack_from(chunk) == (1, n - 9, pending):
+                self._pending = None
+                return bytes(chunk[13:])
+            if not self._absorb(conn, chunk):
+                self._drop()
+        return super().recv_or_none()
+
+    def _readable(self, conn: _Conn) -> bool:
+        """Wait for ``conn`` within the receive timeout, or for ``watch``: then the peer is gone (Closed)."""
+        if conn.poller is None:
+            conn.poller = select.poll()
+            conn.poller.register(conn.sock.fileno(), _POLLIN)
+            if self.watch is not None:
+                conn.poller.register(self.watch, _POLLIN)
+        ready = conn.poller.poll(self._wait_ms)
+        if self.watch is not None and any(fd == self.watch for fd, _ in ready):
+            self.redial = False
+            self._drop()
+            self.lost = True
+            raise Closed(f"the peer of {self.url} is gone", self.url)
+        return bool(ready)
+
     def _read(self, deadline: Optional[float]) -> None:
         conn = self._ensure(deadline)
         try:
             if not self._flush(conn, deadline):
                 raise Timeout(f"receive timed out on {self.url}", self.url)
+            if self.watch is not None and not self._readable(conn):
+                raise BlockingIOError
             chunk = conn.recv_within(self._recv_timeout)
         except BlockingIOError:
             raise Timeout(f"receive timed out on {self.url}", self.url) from None
@@ -402,6 +474,22 @@ class PullSocket(_Base):
         with self._io:
             if self._ready:
                 return self._ready.popleft()
+            if len(self.conns) == 1:  # the usual case: eKuiper's one connection, a whole message per receive
+                conn = next(iter(self.conns.values()))
+                if not conn.reader.holding:
+                    try:
+                        chunk = conn.recv_within(self._recv_timeout)
+                    except BlockingIOError:
+                        self._accept_waiting()
+                        raise Timeout(f"receive timed out on {self.url}", self.url) from None
+                    except OSError:
+                        chunk = memoryview(b"")
+                    n = len(chunk)
+                    if n >= 9 and _HEAD.unpack_from(chunk) == (1, n - 9):
+                        return bytes(chunk[9:])
+                    self._take(conn, chunk)
+                    if self._ready:
+                        return self._ready.popleft()
             deadline: Optional[float] = None
             while not self._ready:
                 self._check_open()

@@ -77,6 +77,11 @@ class FrameReader:
             self._buf += data[pos:]
         return out
 
+    @property
+    def holding(self) -> bool:
+        """Whether part of a message is held, waiting for the rest."""
+        return bool(self._buf)
+
     def pending(self) -> Optional[int]:
         """Bytes still needed to complete the current message (``None`` if unknown yet)."""
         if len(self._buf) < 9:
