@@ -39,7 +39,7 @@ LIB_DIR = "lib"  # where the plugin's own files go when the executable takes its
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".git"}
 _VENDOR_SKIP = {"host", "deploy"}
 
-_EXE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+_EXE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # matched whole
 # What the generated script imports from its own folder; an executable with one of these stems would shadow it.
 _RUNTIME_IMPORTS = frozenset({"ekdsl", "typing_extensions", "pynng", "msgpack", "orjson", "yaml"})
 
@@ -84,7 +84,7 @@ def main_script(model: PluginModel, lib: str = "", prelude: str = "") -> str:
 
 def check_executable(executable: str) -> None:
     """Refuse an executable name that is not a plain file name, or that would shadow a module the plugin imports."""
-    if not _EXE_NAME.match(executable) or executable.endswith("."):
+    if not _EXE_NAME.fullmatch(executable) or executable.endswith("."):
         raise PackagingError(
             f"executable name '{executable}' is not a plain file name: use letters, digits, '_', '-' and '.', "
             "no folder, e.g. 'main.py'")

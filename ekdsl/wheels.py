@@ -19,7 +19,7 @@ from .errors import PackagingError
 
 __all__ = ["Wheel", "read_wheel"]
 
-_NAME = re.compile(r"^(?P<dist>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<tags>[^-]+-[^-]+-[^-]+)\.whl$")
+_NAME = re.compile(r"(?P<dist>[^-\s]+)-(?P<version>[^-\s]+)(-\d[^-\s]*)?-(?P<tags>[^-\s]+-[^-\s]+-[^-\s]+)\.whl")
 _LIB_DATA = ("purelib", "platlib")
 
 
@@ -40,7 +40,7 @@ class Wheel(NamedTuple):
 
 def read_wheel(path: str) -> Wheel:
     """Read ``path`` (a ``.whl``) into the files a plugin package carries; raise :class:`PackagingError`."""
-    match = _NAME.match(os.path.basename(path))
+    match = _NAME.fullmatch(os.path.basename(path))  # matched whole
     if not match:
         raise PackagingError(
             f"'{path}' is not a wheel file name (<dist>-<version>-<python>-<abi>-<platform>.whl): "
