@@ -32,8 +32,8 @@ def check_install(files: Contents, executable: str, report: Report) -> None:
     script = names.get(INSTALL_SH)
     has_reqs = FILE_NAME in names or any(n.startswith(WHEELS_DIR + "/") for n in names)
     wants_venv = executable in names and f"'{VENV_DIR}'".encode() in files.head(executable, _HEAD)
-    if FILE_NAME in names:
-        check_requirements(files.data(FILE_NAME), report)
+    reqs = files.data(FILE_NAME) if FILE_NAME in names else None
+    check_requirements(reqs, report)
     if script is None:
         if has_reqs or wants_venv:
             report.error(f"the package has {FILE_NAME if has_reqs else 'a main script that runs in .venv'} but no "
@@ -43,8 +43,8 @@ def check_install(files: Contents, executable: str, report: Report) -> None:
     data = files.data(INSTALL_SH)
     if data is not None:
         _check_script(data, script.mode, report)
-    if FILE_NAME in names:
-        _check_bundle(files, report)
+    if reqs is not None:
+        _check_bundle(files, reqs, report)
 
 
 def _check_script(data: bytes, mode: int, report: Report) -> None:
@@ -102,7 +102,7 @@ def _requirement_names(data: bytes) -> List[str]:
     return names
 
 
-def _check_bundle(files: Contents, report: Report) -> None:
+def _check_bundle(files: Contents, reqs: bytes, report: Report) -> None:
     names = files.files
     wheels = sorted(n[len(WHEELS_DIR) + 1:] for n in names if n.startswith(WHEELS_DIR + "/") and n.endswith(".whl"))
     manifest_path = f"{WHEELS_DIR}/{MANIFEST}"
@@ -121,8 +121,7 @@ def _check_bundle(files: Contents, report: Report) -> None:
             report.error(f"{manifest_path} is unreadable ({type(exc).__name__}: {exc}): export the plugin again",
                          lint=True)
         return
-    reqs = files.data(FILE_NAME)
-    dists = _requirement_names(reqs) if reqs is not None else []
+    dists = _requirement_names(reqs)
     for platform, listed in platforms.items():
         for name in listed:
             if name not in wheels:
