@@ -29,7 +29,7 @@ from .model import MISSING, FieldModel, SymbolModel, Text, TypeInfo
 
 __all__ = ["NAME_RE", "build_symbol", "describe_location", "type_info"]
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_\-]+$")
+NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")  # matched whole: NAME_RE.fullmatch
 _ITERABLE_ORIGINS = {
     cabc.Iterator, cabc.Iterable, cabc.Generator,
     cabc.AsyncIterator, cabc.AsyncIterable, cabc.AsyncGenerator,
@@ -249,7 +249,7 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
     name = str(spec.name or getattr(func, "__name__", ""))
     col = _Collector(spec.kind, name, func, problems)
     before = len(problems)
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         col.add("has a name eKuiper rejects (allowed: letters, digits, '_' and '-')",
                 f"pass a valid name, e.g. @{spec.kind}(name={re.sub(r'[^a-zA-Z0-9_-]', '_', name)!r})")
     builtin = _reserved.builtin_symbol(spec.kind, name)
@@ -396,7 +396,7 @@ class _SymbolShape:
                              f"write it as a {t.kind}: '{param.name}: {t.kind} = {_typed_example(t.kind, default)}'")
                 return None
         pname = marker.name if marker and marker.name else param.name
-        if not NAME_RE.match(pname):
+        if not NAME_RE.fullmatch(pname):
             self.col.add(f"parameter name '{pname}' is not a valid eKuiper property name",
                          "use letters, digits, '_' and '-' only")
         if param.name != self.datasource_param:  # the DATASOURCE parameter is meant to get the stream's value
@@ -467,7 +467,7 @@ class _SymbolShape:
         out = []
         by_lower = {p.name.lower(): p for p in self.params}
         for key, values in self.spec.conf_keys:
-            if not NAME_RE.match(key) or key == "default":
+            if not NAME_RE.fullmatch(key) or key == "default":
                 self.col.add(f"confKey '{key}' is not a valid confKey name",
                              "use letters, digits, '_' and '-', and not 'default'")
                 continue

@@ -13,11 +13,10 @@ import difflib
 import io
 import os
 import re
-import shutil
 import sys
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .deploy.bundle import MANIFEST, Bundle
 from .deploy.installer import INSTALL_SH, WHEELS_DIR, install_sh, main_prelude
@@ -27,6 +26,7 @@ from .deploy.requirements import file_text as requirements_text
 from .errors import PackagingError
 from .metadata import EXECUTABLE, metadata_files
 from .model import PluginModel
+from .outfiles import replace_tree, write_file
 from .wheels import Wheel, read_wheel
 
 __all__ = ["ExportResult", "check_executable", "diff_export", "export", "package_files", "write_zip"]
@@ -39,7 +39,7 @@ LIB_DIR = "lib"  # where the plugin's own files go when the executable takes its
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".git"}
 _VENDOR_SKIP = {"host", "deploy"}
 
-_EXE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+_EXE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # matched whole
 # What the generated script imports from its own folder; an executable with one of these stems would shadow it.
 _RUNTIME_IMPORTS = frozenset({"ekdsl", "typing_extensions", "pynng", "msgpack", "orjson", "yaml"})
 
@@ -84,7 +84,7 @@ def main_script(model: PluginModel, lib: str = "", prelude: str = "") -> str:
 
 def check_executable(executable: str) -> None:
     """Refuse an executable name that is not a plain file name, or that would shadow a module the plugin imports."""
-    if not _EXE_NAME.match(executable) or executable.endswith("."):
+    if not _EXE_NAME.fullmatch(executable) or executable.endswith("."):
         raise PackagingError(
             f"executable name '{executable}' is not a plain file name: use letters, digits, '_', '-' and '.', "
             "no folder, e.g. 'main.py'")
@@ -95,18 +95,22 @@ def check_executable(executable: str) -> None:
             "choose another name")
 
 
-def _tree(root: str, prefix: str, skip: frozenset[str] = frozenset()) -> Files:
-    out: Files = {}
+def _walk(root: str, prefix: str, skip: frozenset[str] = frozenset()) -> Iterator[Tuple[str, str]]:
+    """(zip path, file path) of each file below ``root``, sorted; caches and byte code left out."""
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and d not in skip)
         rel = os.path.relpath(folder, root)
         for name in sorted(names):
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            path = os.path.join(folder, name)
-            arc = "/".join(p for p in (prefix, "" if rel == "." else rel.replace(os.sep, "/"), name) if p)
-            with open(path, "rb") as fh:
-                out[arc] = (fh.read(), FILE_MODE)
+            if not name.endswith((".pyc", ".pyo")):
+                yield "/".join(p for p in (prefix, "" if rel == "." else rel.replace(os.sep, "/"), name) if p), \
+                    os.path.join(folder, name)
+
+
+def _tree(root: str, prefix: str, skip: frozenset[str] = frozenset()) -> Files:
+    out: Files = {}
+    for arc, path in _walk(root, prefix, skip):
+        with open(path, "rb") as fh:
+            out[arc] = (fh.read(), FILE_MODE)
     return out
 
 
@@ -249,35 +253,30 @@ def zip_bytes(files: Files) -> bytes:
 
 
 def write_zip(files: Files, path: str) -> None:
-    """Write :func:`zip_bytes` to ``path`` atomically."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(zip_bytes(files))
-    os.replace(tmp, path)
+    """Write :func:`zip_bytes` to ``path`` atomically, replacing (never writing through) a link there."""
+    write_file(os.path.dirname(path) or ".", os.path.basename(path), zip_bytes(files))
 
 
-def _prepare_dir(directory: str, name: str) -> None:
-    if os.path.isdir(directory) and os.listdir(directory):
-        if not os.path.isfile(os.path.join(directory, f"{name}.json")):
-            raise PackagingError(
-                f"refusing to overwrite '{directory}': it is not empty and holds no {name}.json "
-                "from an earlier export; choose another output folder with -o", directory)
-        shutil.rmtree(directory)
-    os.makedirs(directory, exist_ok=True)
+def _foreign(name: str) -> Callable[[str], Optional[str]]:
+    """Why the folder at a path is not an earlier export of plugin ``name`` (``None`` when it is, or is empty)."""
+    def reason(directory: str) -> Optional[str]:
+        if os.listdir(directory) and not os.path.isfile(os.path.join(directory, f"{name}.json")):
+            return (f"refusing to overwrite '{directory}': it is not empty and holds no {name}.json "
+                    "from an earlier export; choose another output folder with -o")
+        return None
+
+    return reason
 
 
 def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True,
            wheels: Wheels = (), bundle: Optional[Bundle] = None, executable: str = EXECUTABLE) -> ExportResult:
-    """Write the package to ``<out>/<name>/`` and, with ``make_zip``, ``<out>/<name>.zip``."""
+    """Write the package to ``<out>/<name>/`` and, with ``make_zip``, ``<out>/<name>.zip``.
+
+    Each is written under a private temporary name and renamed into place (:mod:`ekdsl.outfiles`): a
+    symbolic link planted at either name is replaced, never followed.
+    """
     files = package_files(model, vendor=vendor, wheels=wheels, bundle=bundle, executable=executable)
-    directory = os.path.join(out, model.name)
-    _prepare_dir(directory, model.name)
-    for path, (data, mode) in files.items():
-        target = os.path.join(directory, *path.split("/"))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as fh:
-            fh.write(data)
-        os.chmod(target, mode)
+    directory = replace_tree(out, model.name, files, _foreign(model.name))
     zip_path = None
     if make_zip:
         zip_path = os.path.join(out, f"{model.name}.zip")
@@ -290,10 +289,15 @@ def diff_export(model: PluginModel, out: str, *, make_zip: bool = False, vendor:
     """What differs between a fresh export and ``<out>``: a list of report lines (empty = in sync)."""
     files = package_files(model, vendor=vendor, wheels=wheels, bundle=bundle, executable=executable)
     directory = os.path.join(out, model.name)
+    if os.path.islink(directory):
+        return [f"differs: {directory} is a symbolic link (not read)"]
     report: List[str] = []
-    on_disk = set(_tree(directory, "")) if os.path.isdir(directory) else set()
+    on_disk = {arc for arc, _ in _walk(directory, "")} if os.path.isdir(directory) else set()
     for path, (data, mode) in files.items():
         target = os.path.join(directory, *path.split("/"))
+        if os.path.islink(target):
+            report.append(f"differs: {target} is a symbolic link (not read)")
+            continue
         if not os.path.isfile(target):
             report.append(f"missing: {target}")
             continue
@@ -306,7 +310,9 @@ def diff_export(model: PluginModel, out: str, *, make_zip: bool = False, vendor:
     report.extend(f"not generated: {os.path.join(directory, p)}" for p in sorted(on_disk - set(files)))
     if make_zip:
         zpath = os.path.join(out, f"{model.name}.zip")
-        if not os.path.isfile(zpath):
+        if os.path.islink(zpath):
+            report.append(f"differs: {zpath} is a symbolic link (not read)")
+        elif not os.path.isfile(zpath):
             report.append(f"missing: {zpath}")
         else:
             with open(zpath, "rb") as fh:

@@ -125,10 +125,10 @@ class Plugin:
         ``docs=False`` leaves out the texts taken from docstrings (the runtime needs none).
         """
         problems: List[Problem] = []
-        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+        if not isinstance(self.name, str) or not NAME_RE.fullmatch(self.name):
             problems.append(Problem("plugin", str(self.name), "", 0, "has a name eKuiper rejects",
                                     "use letters, digits, '_' and '-' only"))
-        if self.conda_env and not NAME_RE.match(str(self.conda_env)):
+        if self.conda_env and not NAME_RE.fullmatch(str(self.conda_env)):
             problems.append(Problem("plugin", str(self.name), "", 0,
                                     f"has conda_env {self.conda_env!r}, which is not a conda environment name",
                                     "use letters, digits, '_' and '-' only"))

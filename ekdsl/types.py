@@ -51,8 +51,8 @@ _SCALAR_TYPES = {
     "object": "object",
 }
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_INT_RE = re.compile(r"^[+-]?\d+$")
-_FRACTION = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)[.,](\d{1,9})(|[Zz]|[+-]\d\d:?\d\d)$")
+_INT_RE = re.compile(r"[+-]?\d+")  # both matched whole
+_FRACTION = re.compile(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)[.,](\d{1,9})(|[Zz]|[+-]\d\d:?\d\d)")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -166,7 +166,7 @@ def _c_int(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and _INT_RE.match(value.strip()):
+    if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
         return int(value.strip())
     raise _Mismatch(path, t, value)
 
@@ -231,7 +231,7 @@ def parse_datetime(text: str) -> Optional[_dt.datetime]:
     the fraction is padded or cut (not rounded, as Python 3.11 does) to 6 digits first.
     """
     text = text.strip()
-    m = _FRACTION.match(text)
+    m = _FRACTION.fullmatch(text)
     if m is not None:
         zone = m.group(3)
         if len(zone) == 5:  # +hhmm, which Python before 3.11 does not read

@@ -14,11 +14,12 @@ import re
 import zipfile
 from typing import Dict, NamedTuple, Optional, Tuple
 
+from .archive import open_package
 from .errors import PackagingError
 
 __all__ = ["Wheel", "read_wheel"]
 
-_NAME = re.compile(r"^(?P<dist>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<tags>[^-]+-[^-]+-[^-]+)\.whl$")
+_NAME = re.compile(r"(?P<dist>[^-\s]+)-(?P<version>[^-\s]+)(-\d[^-\s]*)?-(?P<tags>[^-\s]+-[^-\s]+-[^-\s]+)\.whl")
 _LIB_DATA = ("purelib", "platlib")
 
 
@@ -39,22 +40,25 @@ class Wheel(NamedTuple):
 
 def read_wheel(path: str) -> Wheel:
     """Read ``path`` (a ``.whl``) into the files a plugin package carries; raise :class:`PackagingError`."""
-    match = _NAME.match(os.path.basename(path))
+    match = _NAME.fullmatch(os.path.basename(path))  # matched whole
     if not match:
         raise PackagingError(
             f"'{path}' is not a wheel file name (<dist>-<version>-<python>-<abi>-<platform>.whl): "
             "get one with 'pip download <package> --only-binary=:all: --no-deps'", path)
+    files = {}
+    total = 0
     try:
-        with zipfile.ZipFile(path) as zf:
-            files = {}
-            for info in zf.infolist():
-                if info.is_dir():
+        with open_package(path) as pkg:
+            for entry in pkg.entries:
+                if entry.is_dir:
                     continue
-                target = _target(info.filename, path)
+                target = _target(entry.name, path)
                 if target is not None:
-                    files[target] = (zf.read(info), _mode(info))
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise PackagingError(f"cannot read wheel '{path}': {exc}", path) from None
+                    data = pkg.read(entry, min(pkg.limits.entry_bytes, pkg.limits.total_bytes - total))
+                    total += len(data)
+                    files[target] = (data, _mode(entry.info))
+    except PackagingError as exc:
+        raise PackagingError(f"cannot read wheel: {exc}", path) from None
     if not files:
         raise PackagingError(f"wheel '{path}' holds no files", path)
     return Wheel(path, match["dist"], match["version"], match["tags"], dict(sorted(files.items())))

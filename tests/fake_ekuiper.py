@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 
 class Seen(NamedTuple):
@@ -26,19 +26,17 @@ class Seen(NamedTuple):
     body: bytes
 
 
-class FakeEkuiper:
-    """Use as a context manager; ``url`` is its address, ``seen`` the requests in order."""
+Answer = Tuple[int, Dict[str, str], bytes]  # status, headers, body
 
-    def __init__(self, uploads: str, token: str = "") -> None:
-        self.uploads = uploads
-        self.token = token
+
+class Recorder:
+    """An HTTP server on 127.0.0.1, as a context manager: ``url`` is its address, ``seen`` the requests in
+    order; ``respond(request)`` gives each answer."""
+
+    def __init__(self, respond: Callable[[Seen], Answer]) -> None:
         self.seen: List[Seen] = []
-        self.plugins: Dict[str, Dict[str, Any]] = {}
-        self.streams: Dict[str, str] = {}
-        self.rules: Dict[str, Any] = {}
-        self.services: Dict[str, Dict[str, Any]] = {}
         self.lock = threading.Lock()
-        fake = self
+        recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -46,13 +44,14 @@ class FakeEkuiper:
 
             def _do(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with fake.lock:
-                    fake.seen.append(Seen(self.command, self.path, dict(self.headers), body))
-                    status, ctype, text = fake.answer(self.command, self.path, dict(self.headers), body)
-                data = text.encode("utf-8")
+                request = Seen(self.command, self.path, dict(self.headers),
+                               self.rfile.read(length) if length else b"")
+                with recorder.lock:
+                    recorder.seen.append(request)
+                    status, headers, data = respond(request)
                 self.send_response(status)
-                self.send_header("Content-Type", ctype)
+                for key, value in headers.items():
+                    self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -60,10 +59,11 @@ class FakeEkuiper:
             do_GET = do_POST = do_PUT = do_DELETE = _do
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> FakeEkuiper:
+    def __enter__(self) -> Recorder:
         self.thread.start()
         return self
 
@@ -71,6 +71,27 @@ class FakeEkuiper:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+class FakeEkuiper(Recorder):
+    """Use as a context manager; ``url`` is its address, ``seen`` the requests in order."""
+
+    def __init__(self, uploads: str, token: str = "") -> None:
+        self.uploads = uploads
+        self.token = token
+        self.plugins: Dict[str, Dict[str, Any]] = {}
+        self.streams: Dict[str, str] = {}
+        self.rules: Dict[str, Any] = {}
+        self.services: Dict[str, Dict[str, Any]] = {}
+        super().__init__(self._respond)
+
+    def __enter__(self) -> FakeEkuiper:
+        super().__enter__()
+        return self
+
+    def _respond(self, req: Seen) -> Answer:
+        status, ctype, text = self.answer(req.method, req.path, req.headers, req.body)
+        return status, {"Content-Type": ctype}, text.encode("utf-8")
 
     # ---- eKuiper's answers
 

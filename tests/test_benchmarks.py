@@ -58,3 +58,15 @@ def test_instances_benchmark_run(tmp_path):
         assert figures["2+0"]["fds"] <= idle["fds"] + 2
         assert figures["0+2"]["fds"] <= idle["fds"] + 6
         assert figures["2+2"]["threads"] <= idle["threads"] + 4
+
+
+def test_hostile_input_benchmark_run():
+    """A small run of benchmarks/hostile.py: its cases end with the outcome each limit gives."""
+    proc = subprocess.run([sys.executable, "benchmarks/hostile.py", "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["case", "seconds", "peak", "RSS", "MiB", "outcome"]
+    assert "decompress" in lines[1]
+    assert lines[2].rstrip().endswith("[]") and lines[3].rstrip().endswith("67108864")
+    assert lines[4].rstrip().endswith(" 1") and lines[5].rstrip().endswith(" 1")

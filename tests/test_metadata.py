@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ekdsl import load_target
-from ekdsl.checks import _names
+from ekdsl.lint import property_names as _names
 from ekdsl.metadata import metadata_files
 
 from .conftest import PYSAM, WEATHER

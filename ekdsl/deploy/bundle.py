@@ -27,8 +27,8 @@ NATIVE = "native"
 _WHEEL = re.compile(
     r"^(?P<dist>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-_PLAT = re.compile(r"^(?P<kind>manylinux|musllinux)_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)$")
-_PY = re.compile(r"^(?P<impl>py|cp)(?P<major>\d)(?P<minor>\d*)$")
+_PLAT = re.compile(r"(?P<kind>manylinux|musllinux)_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)")  # matched whole
+_PY = re.compile(r"(?P<impl>py|cp)(?P<major>\d)(?P<minor>\d*)")
 
 
 class Bundle(NamedTuple):
@@ -57,7 +57,7 @@ def _glibc(tag: str) -> Optional[Tuple[str, int, int, str]]:
     for legacy, (major, minor) in _LEGACY.items():
         if tag.startswith(legacy + "_"):
             return "manylinux", major, minor, tag[len(legacy) + 1:]
-    match = _PLAT.match(tag)
+    match = _PLAT.fullmatch(tag)
     if match:
         return match["kind"], int(match["major"]), int(match["minor"]), match["arch"]
     return None
@@ -78,7 +78,7 @@ def _python_fits(py: str, abi: str, version: str) -> bool:
         return True
     major, minor = (int(p) for p in version.split(".")[:2])
     for tag in py.split("."):
-        match = _PY.match(tag)
+        match = _PY.fullmatch(tag)
         if not match or int(match["major"]) != major:
             continue
         if not match["minor"]:
@@ -136,8 +136,11 @@ def download(requirements: Sequence[Requirement], platforms: Sequence[str] = (),
         raise PackagingError("--vendor has nothing to download: the plugin declares no requirements "
                              "(Plugin(requirements=[...]) or a requirements.txt beside its module)")
     version = python_version or f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if not re.match(r"^3\.\d+$", version):
-        raise PackagingError(f"--python-version '{python_version}' is not of the form 3.X, e.g. 3.12")
+    if not re.fullmatch(r"3\.\d+", version):
+        raise PackagingError(f"--python-version {python_version!r} is not of the form 3.X, e.g. 3.12")
+    for platform in platforms:
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", platform):
+            raise PackagingError(f"--platform {platform!r} is not a platform tag, e.g. manylinux2014_x86_64")
     targets = list(dict.fromkeys(platforms)) or [NATIVE]
     wheels: Dict[str, bytes] = {}
     per_platform: Dict[str, Tuple[str, ...]] = {}

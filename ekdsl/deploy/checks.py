@@ -7,39 +7,44 @@ the machine) fails there, or worse, installs and then cannot start.
 
 from __future__ import annotations
 
-import json
 import os
-import posixpath
 import subprocess
 import tempfile
 from typing import TYPE_CHECKING, Dict, List, Optional
 
+from ..errors import PackagingError
 from .bundle import MANIFEST, wheel_fits, wheel_tags
 from .installer import INSTALL_SH, VENV_DIR, WHEELS_DIR
 from .requirements import FILE_NAME, parse_line
 
 if TYPE_CHECKING:
-    from ..checks import Entry, Report
+    from ..checks import Report
+    from ..lint import Contents
 
 __all__ = ["check_install"]
 
+_HEAD = 1 << 16  # where the generated main script switches to .venv: its first lines
 
-def check_install(entries: List[Entry], executable: str, report: Report) -> None:
+
+def check_install(files: Contents, executable: str, report: Report) -> None:
     """Add findings about ``install.sh``, ``requirements.txt`` and ``wheels/`` to ``report``."""
-    by_name = {posixpath.normpath(e.name): e for e in entries if not e.is_dir}
-    script = by_name.get(INSTALL_SH)
-    has_reqs = FILE_NAME in by_name or any(n.startswith(WHEELS_DIR + "/") for n in by_name)
-    main = by_name.get(executable)
-    wants_venv = main is not None and f"'{VENV_DIR}'" in main.data.decode("utf-8", "replace")
+    names = files.files
+    script = names.get(INSTALL_SH)
+    has_reqs = FILE_NAME in names or any(n.startswith(WHEELS_DIR + "/") for n in names)
+    wants_venv = executable in names and f"'{VENV_DIR}'".encode() in files.head(executable, _HEAD)
+    reqs = files.data(FILE_NAME) if FILE_NAME in names else None
+    check_requirements(reqs, report)
     if script is None:
         if has_reqs or wants_venv:
             report.error(f"the package has {FILE_NAME if has_reqs else 'a main script that runs in .venv'} but no "
                          f"{INSTALL_SH}: eKuiper installs nothing and the plugin cannot import its requirements; "
                          "export it again with ekdsl", lint=True)
         return
-    _check_script(script.data, script.mode, report)
-    if FILE_NAME in by_name:
-        _check_bundle(by_name, report)
+    data = files.data(INSTALL_SH)
+    if data is not None:
+        _check_script(data, script.mode, report)
+    if reqs is not None:
+        _check_bundle(files, reqs, report)
 
 
 def _check_script(data: bytes, mode: int, report: Report) -> None:
@@ -68,37 +73,60 @@ def _syntax(data: bytes) -> Optional[str]:
     return " ".join(proc.stderr.replace(fh.name, INSTALL_SH).split()) or f"sh -n exited {proc.returncode}"
 
 
-def _check_bundle(by_name: Dict[str, Entry], report: Report) -> None:
-    wheels = sorted(n[len(WHEELS_DIR) + 1:] for n in by_name if n.startswith(WHEELS_DIR + "/") and n.endswith(".whl"))
-    manifest_entry = by_name.get(f"{WHEELS_DIR}/{MANIFEST}")
-    if manifest_entry is None and not wheels:
+def check_requirements(data: Optional[bytes], report: Report) -> None:
+    """Each line of a package's ``requirements.txt`` as export validates it: refused lines become findings."""
+    if data is None:
         return
-    if manifest_entry is None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        report.error(f"{FILE_NAME} is not UTF-8 ({exc}): pip cannot read it", lint=True)
+        return
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            parse_line(line, f"{FILE_NAME}:{number}")
+        except PackagingError as exc:
+            report.error(str(exc), lint=True)
+
+
+def _requirement_names(data: bytes) -> List[str]:
+    """The names of the valid requirements without a marker (a marker may leave a platform out on purpose)."""
+    names = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            req = parse_line(line)
+        except PackagingError:
+            continue  # check_requirements reports it
+        if req is not None and ";" not in req.text:
+            names.append(req.name)
+    return names
+
+
+def _check_bundle(files: Contents, reqs: bytes, report: Report) -> None:
+    names = files.files
+    wheels = sorted(n[len(WHEELS_DIR) + 1:] for n in names if n.startswith(WHEELS_DIR + "/") and n.endswith(".whl"))
+    manifest_path = f"{WHEELS_DIR}/{MANIFEST}"
+    if manifest_path not in names and not wheels:
+        return
+    if manifest_path not in names:
         report.warn(f"{WHEELS_DIR}/ has no {MANIFEST}: which platforms the wheels serve is unknown; "
                     "export with --vendor to write it")
         return
+    manifest = files.json(manifest_path)
     try:
-        manifest = json.loads(manifest_entry.data.decode("utf-8"))
-        platforms: Dict[str, List[str]] = dict(manifest["platforms"])
+        platforms: Dict[str, List[str]] = {str(k): [str(n) for n in v] for k, v in manifest["platforms"].items()}
         version = str(manifest["python_version"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        report.error(f"{WHEELS_DIR}/{MANIFEST} is unreadable ({exc}): export the plugin again", lint=True)
+    except (KeyError, TypeError, AttributeError) as exc:
+        if manifest is not None:
+            report.error(f"{manifest_path} is unreadable ({type(exc).__name__}: {exc}): export the plugin again",
+                         lint=True)
         return
-    names = []
-    for line in by_name[FILE_NAME].data.decode("utf-8", "replace").splitlines():
-        try:
-            req = parse_line(line)
-        except Exception as exc:
-            report.error(f"{FILE_NAME}: {exc}", lint=True)
-            continue
-        if req is not None and ";" not in req.text:  # a marker may leave a platform out on purpose
-            names.append(req.name)
+    dists = _requirement_names(reqs)
     for platform, listed in platforms.items():
         for name in listed:
             if name not in wheels:
-                report.error(f"{WHEELS_DIR}/{MANIFEST} lists {name} for {platform}, but the package lacks it",
-                             lint=True)
-        for dist in names:
+                report.error(f"{manifest_path} lists {name} for {platform}, but the package lacks it", lint=True)
+        for dist in dists:
             if not any((wheel_tags(w) or ("",))[0] == dist and wheel_fits(w, platform, version) for w in wheels):
                 report.error(f"requirement '{dist}' has no wheel for {platform}, Python {version}: install.sh fails "
                              f"there without network; export again with --vendor --platform {platform} "

@@ -4,33 +4,63 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
 from ..errors import UsageError
-from . import DEFAULT_SERVER
+from . import DEFAULT_MAX_ANSWER, DEFAULT_SERVER
 
 if TYPE_CHECKING:
     from .provision import Provision
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["TOKEN_ENV", "USER_ENV", "add_arguments", "credentials", "run"]
+
+TOKEN_ENV = "EKUIPER_TOKEN"
+USER_ENV = "EKUIPER_USER"
+MIB = 1 << 20
 
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--server", default=os.environ.get("EKUIPER_SERVER", DEFAULT_SERVER), metavar="URL",
                         help=f"eKuiper's REST API (default: $EKUIPER_SERVER or {DEFAULT_SERVER})")
-    common.add_argument("--token", default=os.environ.get("EKUIPER_TOKEN", ""),
+    common.add_argument("--token", metavar="JWT",
                         help="JWT sent as the Authorization header, for an eKuiper with "
                              "basic.authentication on (default: $EKUIPER_TOKEN)")
-    common.add_argument("--user", default="", metavar="NAME:PASSWORD",
-                        help="basic auth, for a proxy in front of eKuiper")
-    common.add_argument("--timeout", type=float, default=330.0, metavar="S",
-                        help="seconds to wait for an answer (an install waits for install.sh and the "
-                             "plugin's handshake; default 330)")
+    common.add_argument("--user", metavar="NAME:PASSWORD",
+                        help="basic auth, for a proxy in front of eKuiper (default: $EKUIPER_USER)")
+    common.add_argument("--timeout", type=_positive, default=330.0, metavar="S",
+                        help="seconds one request may take in all, a trickling answer included (an install "
+                             "waits for install.sh and the plugin's handshake; default 330)")
+    common.add_argument("--max-answer", type=_positive, default=DEFAULT_MAX_ANSWER / MIB, metavar="MIB",
+                        help=f"the most MiB of an answer read (default {DEFAULT_MAX_ANSWER // MIB})")
     common.add_argument("--dry-run", action="store_true",
                         help="send nothing: print each request and the equivalent bin/kuiper command")
     return common
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def credentials(token: Optional[str], user: Optional[str], environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
+    """The ``Authorization`` header from ``--token``/``--user``, else from ``$EKUIPER_TOKEN``/``$EKUIPER_USER``.
+
+    An option given on the command line wins over both variables."""
+    from .rest import auth_header
+
+    if token is None and user is None:
+        token, user = environ.get(TOKEN_ENV, ""), environ.get(USER_ENV, "")
+        if token and user:
+            raise UsageError(f"both ${TOKEN_ENV} and ${USER_ENV} are set: unset one, or choose with --token or --user")
+    return auth_header(token or "", user or "")
 
 
 def _service_flag(p: argparse.ArgumentParser) -> None:
@@ -84,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
     """Run one deploy action; errors propagate as :class:`~ekdsl.errors.EkdslError`."""
     from . import provision as provisioning
     from .commands import Deployer
-    from .rest import Client, auth_header
+    from .rest import Client
 
-    client = Client(args.server, headers=auth_header(args.token, args.user), timeout=args.timeout,
-                    dry_run=args.dry_run)
+    client = Client(args.server, headers=credentials(args.token, args.user), timeout=args.timeout,
+                    dry_run=args.dry_run, max_answer=int(args.max_answer * MIB))
     deployer = Deployer(client)
     plan: Optional[Provision] = None
     if getattr(args, "provision", None):

@@ -22,8 +22,8 @@ from ..errors import DeployError
 
 __all__ = ["Provision", "Rule", "Stream", "load"]
 
-_CREATE = re.compile(r"^\s*CREATE\s+(STREAM|TABLE)\s+(`[^`]+`|[A-Za-z0-9_]+)\s*(.*)$", re.I | re.S)
-_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
+_CREATE = re.compile(r"\s*CREATE\s+(STREAM|TABLE)\s+(`[^`\x00-\x1f\x7f]+`|[A-Za-z0-9_]+)\s*(.*)", re.I | re.S)
+_ID = re.compile(r"[A-Za-z0-9_-]+")  # matched whole
 
 
 class Stream(NamedTuple):
@@ -55,7 +55,7 @@ def _fail(path: str, message: str) -> DeployError:
 
 
 def _stream(path: str, i: int, item: Any) -> Stream:
-    match = _CREATE.match(item) if isinstance(item, str) else None
+    match = _CREATE.fullmatch(item) if isinstance(item, str) else None
     if not match:
         raise _fail(path, f"streams[{i}] must be a 'CREATE STREAM name (...) WITH (...)' or 'CREATE TABLE' "
                           f"statement, got {item!r}")
@@ -63,7 +63,7 @@ def _stream(path: str, i: int, item: Any) -> Stream:
 
 
 def _rule(path: str, i: int, item: Any) -> Rule:
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not _ID.match(item["id"]):
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not _ID.fullmatch(item["id"]):
         raise _fail(path, f"rules[{i}] must be a rule object with an 'id' of letters, digits, '_' or '-'")
     if not ("sql" in item or "graph" in item) or ("actions" not in item and "graph" not in item):
         raise _fail(path, f"rule '{item['id']}' needs 'sql' and 'actions' (or a 'graph')")

@@ -12,13 +12,21 @@ import re
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import PackagingError
+from .markers import marker_problem
 
 __all__ = ["FILE_NAME", "Requirement", "collect", "file_text", "normalize", "parse_line", "read_file",
            "requirement_names"]
 
 FILE_NAME = "requirements.txt"
-_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?\s*(.*)$")
-_SPEC = re.compile(r"^(?:(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*,?\s*)*$")
+_IDENT = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_CLAUSE = r"(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+_SPECS = rf"(?:{_CLAUSE}(?:\s*,\s*{_CLAUSE})*)?"
+_REQUIREMENT = re.compile(rf"\s*({_IDENT})\s*(?:\[\s*(?:{_IDENT}(?:\s*,\s*{_IDENT})*)?\s*\])?\s*"
+                          rf"(?:{_SPECS}|\(\s*{_SPECS}\s*\))\s*")
+_COMMENT = re.compile(r"(^|\s)#.*")
+_PRINTABLE = re.compile(r"[\t -~]*")  # one line of printable ASCII: pip splits lines at \r, \f, \x1c, \x85, ...
+_OPTION = re.compile(r"(?:^|\s)(-\S*)")
+_EXAMPLE = "write 'name', 'name>=1.2' or 'name[extra]==1.2 ; python_version >= \"3.9\"'"
 
 
 class Requirement(NamedTuple):
@@ -34,26 +42,43 @@ def normalize(name: str) -> str:
 
 
 def parse_line(line: str, where: str = "") -> Optional[Requirement]:
-    """One ``requirements.txt`` line → a :class:`Requirement`, ``None`` for blank/comment lines."""
-    text = re.sub(r"(^|\s)#.*$", "", line).strip()
+    """One ``requirements.txt`` line → a :class:`Requirement`, ``None`` for blank/comment lines.
+
+    The whole line is validated, marker included: one line of printable ASCII, no pip option anywhere
+    (pip reads any word starting with ``-`` as one, even inside quotes), no ``${...}`` (pip expands it from
+    the environment), a PEP 508 name, extras, version specifiers and marker, and nothing else.
+    """
+    at = f" ({where})" if where else ""
+    if _PRINTABLE.fullmatch(line) is None:
+        char = next(c for c in line if not (" " <= c <= "~" or c == "\t"))
+        raise PackagingError(
+            f"requirement {line!r}{at} holds {char!r} (character {line.index(char) + 1}): a requirement is one line "
+            "of printable ASCII; give each requirement as its own item or line", where)
+    text = _COMMENT.sub("", line).strip()
     if not text:
         return None
-    at = f" ({where})" if where else ""
-    if text.startswith("-"):
+    option = _OPTION.search(text)
+    if option:
         raise PackagingError(
-            f"requirement '{text}'{at} is a pip option: a plugin package carries plain requirement lines "
-            "only; give index settings to install.sh as eKuiper shellParas (see docs/deployment.md)", where)
-    spec_part = text.split(";", 1)[0]
+            f"requirement '{text}'{at} is a pip option ('{option.group(1)}'): a plugin package carries plain "
+            "requirement lines only; give index settings to install.sh as eKuiper shellParas (see "
+            "docs/deployment.md)", where)
+    if "${" in text:
+        raise PackagingError(f"requirement '{text}'{at} holds '${{', which pip expands from the environment of "
+                             "the machine that installs it: write the value itself", where)
+    spec_part, semicolon, marker = text.partition(";")
     if "@" in spec_part or "://" in spec_part or spec_part.startswith((".", "/")):
         raise PackagingError(
             f"requirement '{text}'{at} is a direct URL or path reference, which cannot be installed from the "
             "wheels a package carries: build a wheel ('pip wheel <path> -w wheels'), require it by name and "
             "export with --vendor --find-links wheels", where)
-    match = _NAME.match(spec_part)
-    if not match or not _SPEC.match(match.group(3).strip().strip("()")):
-        raise PackagingError(
-            f"requirement '{text}'{at} is not a requirement pip understands: write 'name', 'name>=1.2' or "
-            "'name[extra]==1.2 ; python_version >= \"3.9\"'", where)
+    match = _REQUIREMENT.fullmatch(spec_part)
+    if not match:
+        raise PackagingError(f"requirement '{text}'{at} is not a requirement pip understands: {_EXAMPLE}", where)
+    problem = marker_problem(marker) if semicolon else None
+    if problem:
+        raise PackagingError(f"requirement '{text}'{at} has a marker that is not a PEP 508 marker ({problem}): "
+                             f"{_EXAMPLE}", where)
     return Requirement(text, normalize(match.group(1)))
 
 

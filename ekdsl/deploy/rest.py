@@ -4,6 +4,9 @@ eKuiper answers errors as ``{"error":<code>,"message":"<prefix>: <err>"}`` (HTTP
 error carries code 1002), and its auth middleware as plain text with 401. Every failure becomes one
 :class:`~ekdsl.errors.DeployError` line holding the server's message. With ``dry_run`` nothing is sent:
 each request is printed instead, with the ``bin/kuiper`` line that does the same where there is one.
+Each request is bounded in time and size and never carries credentials to another origin
+(:mod:`ekdsl.deploy.http`); no credential is printed: a user and password in ``--server`` become basic
+auth, and a secret the server echoes back is masked.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ import http.client
 import json
 import os
 import socket
+import time
 import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
-from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import DeployError, UsageError
-from . import DEFAULT_SERVER
+from . import DEFAULT_MAX_ANSWER, DEFAULT_SERVER
+from .http import CrossOrigin, Deadline, Expired, TooLarge, exchange, origin
 
-__all__ = ["DEFAULT_SERVER", "Client", "Response", "auth_header"]
+__all__ = ["DEFAULT_SERVER", "Client", "Response", "auth_header", "redact_url"]
 
+_MASK = "***"
 NOT_FOUND = 1002
 
 
@@ -45,9 +50,31 @@ def auth_header(token: str = "", user: str = "") -> Dict[str, str]:
         return {"Authorization": token}
     if user:
         if ":" not in user:
-            raise UsageError(f"--user '{user}' needs a password: --user NAME:PASSWORD")
+            raise UsageError("--user needs a password: --user NAME:PASSWORD (or $EKUIPER_USER)")
         return {"Authorization": "Basic " + base64.b64encode(user.encode("utf-8")).decode("ascii")}
     return {}
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the user and password it may hold masked: ``http://***@host:9081/``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = _MASK + "@" + netloc.rpartition("@")[2]
+    return f"{scheme}://{netloc}{slash}{path}"
+
+
+def _split_userinfo(server: str) -> Tuple[str, str]:
+    """``server`` without its ``user:password@``, and that ``user:password`` (percent-decoded)."""
+    parts = urllib.parse.urlsplit(server)
+    if "@" not in parts.netloc:
+        return server, ""
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    clean = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return clean, f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
 
 
 def _message(body: str) -> Tuple[str, int]:
@@ -66,19 +93,33 @@ def _message(body: str) -> Tuple[str, int]:
 
 
 class Client:
-    """Requests to one eKuiper server; ``show`` prints dry-run lines."""
+    """Requests to one eKuiper server; ``show`` prints dry-run lines.
+
+    ``timeout``: seconds one request may take in all (a deadline, not a socket timeout); ``max_answer``:
+    the most bytes of an answer read.
+    """
 
     def __init__(self, server: str = DEFAULT_SERVER, *, headers: Optional[Dict[str, str]] = None,
-                 timeout: float = 330.0, dry_run: bool = False, show: Callable[[str], None] = print) -> None:
+                 timeout: float = 330.0, dry_run: bool = False, show: Callable[[str], None] = print,
+                 max_answer: int = DEFAULT_MAX_ANSWER, clock: Callable[[], float] = time.monotonic) -> None:
+        server, userinfo = _split_userinfo(server)
         parsed = urllib.parse.urlsplit(server)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise UsageError(f"--server '{server}' is not an http(s) URL, e.g. {DEFAULT_SERVER}")
+            raise UsageError(f"--server '{redact_url(server)}' is not an http(s) URL, e.g. {DEFAULT_SERVER}")
+        self.headers = dict(headers or {})
+        if userinfo:
+            if "Authorization" in self.headers:
+                raise UsageError("--server holds a user and password, and --token or --user gives credentials too: "
+                                 "give one")
+            self.headers.update(auth_header(user=userinfo))
         self.server = server.rstrip("/")
         self.host = parsed.hostname
-        self.headers = dict(headers or {})
         self.timeout = timeout
+        self.max_answer = max_answer
         self.dry_run = dry_run
         self.show = show
+        self.clock = clock
+        self._secrets = _secrets(self.headers.get("Authorization", ""))
 
     @property
     def is_local(self) -> bool:
@@ -94,6 +135,12 @@ class Client:
     def url(self, path: str) -> str:
         return self.server + path
 
+    def scrub(self, text: str) -> str:
+        """``text`` with every credential of this client masked (a server may echo one back)."""
+        for secret in self._secrets:
+            text = text.replace(secret, _MASK)
+        return text
+
     def request(self, method: str, path: str, *, body: Any = None, upload: Optional[str] = None,
                 kuiper: Sequence[str] = (), ok: Sequence[int] = (200, 201), missing_ok: bool = False
                 ) -> Optional[Response]:
@@ -105,22 +152,7 @@ class Client:
         if self.dry_run:
             self._show(method, path, body, upload, kuiper)
             return Response(0, "")
-        data, content_type = self._encode(body, upload)
-        req = urllib.request.Request(self.url(path), data=data, method=method)
-        for key, value in self.headers.items():
-            req.add_header(key, value)
-        if content_type:
-            req.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                answer = Response(resp.status, resp.read().decode("utf-8", "replace"))
-        except urllib.error.HTTPError as exc:
-            answer = Response(exc.code, exc.read().decode("utf-8", "replace"))
-        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DeployError(f"cannot reach eKuiper at {self.server} ({reason}): is it running, and is its REST "
-                              "port right? (default 9081; choose with --server URL)", method=method,
-                              url=self.url(path)) from None
+        answer = self._send(method, path, body, upload)
         if answer.status in ok:
             return answer
         message, code = _message(answer.text)
@@ -128,8 +160,35 @@ class Client:
             return None
         if answer.status == 401:
             message += (": this eKuiper requires authentication; pass --token with a JWT it accepts "
-                        "(or --user NAME:PASSWORD for a proxy in front of it)")
+                        "(or --user NAME:PASSWORD for a proxy in front of it; or $EKUIPER_TOKEN, $EKUIPER_USER)")
         raise DeployError(message, method=method, url=self.url(path), status=answer.status, code=code)
+
+    def _send(self, method: str, path: str, body: Any, upload: Optional[str]) -> Response:
+        data, content_type = self._encode(body, upload)
+        headers = dict(self.headers, **({"Content-Type": content_type} if content_type else {}))
+        url = self.url(path)
+        try:
+            status, raw = exchange(method, url, data, headers, deadline=Deadline(self.timeout, self.clock),
+                                   max_bytes=self.max_answer)
+        except Expired:
+            raise DeployError(f"no complete answer within {self.timeout:g} s: eKuiper is busy or stuck, or --server "
+                              "is not eKuiper's REST API (wait longer with --timeout S)", method=method,
+                              url=url) from None
+        except TooLarge:
+            raise DeployError(f"the answer is larger than {self.max_answer} bytes, the most ekdsl reads: is --server "
+                              "eKuiper's REST API? (read more with --max-answer MIB)", method=method, url=url) from None
+        except CrossOrigin as exc:
+            there = "{}://{}{}".format(*origin(exc.url)[:2], f":{origin(exc.url).port}")
+            raise DeployError(f"the server redirected ({exc.code}) to another origin, {there}: ekdsl follows "
+                              f"redirects within {self.server} only, so that credentials and packages go nowhere "
+                              "else (eKuiper itself never redirects); if eKuiper is there, give it as --server",
+                              method=method, url=url) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            reason = self.scrub(str(getattr(exc, "reason", exc)))
+            raise DeployError(f"cannot reach eKuiper at {self.server} ({reason}): is it running, and is its REST "
+                              "port right? (default 9081; choose with --server URL)", method=method,
+                              url=url) from None
+        return Response(status, self.scrub(raw.decode("utf-8", "replace")))
 
     @staticmethod
     def _encode(body: Any, upload: Optional[str]) -> Tuple[Optional[bytes], str]:
@@ -150,7 +209,23 @@ class Client:
         if upload is not None:
             line += f"  (multipart form, field uploadFile = {upload})"
         self.show(line)
+        if "Authorization" in self.headers:
+            self.show(f"  Authorization: {_MASK} (set, not shown)")
         if body is not None:
             self.show(f"  {json.dumps(body)}")
         for command in kuiper:
             self.show(f"  = {command}")
+
+
+def _secrets(authorization: str) -> List[str]:
+    """The texts that reveal a credential, longest first: the header, its token, a basic-auth password.
+
+    Texts under 4 characters are left alone (masking them would garble every message)."""
+    found = [authorization, authorization.partition(" ")[2]]
+    if authorization.startswith("Basic "):
+        try:
+            user = base64.b64decode(found[1], validate=True).decode("utf-8")
+        except ValueError:
+            user = ""
+        found += [user, user.partition(":")[2]]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)

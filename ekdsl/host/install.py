@@ -16,8 +16,10 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from ..checks import _names, check_package, package_name, read_entries
+from ..archive import DEFAULT_LIMITS, Entry, Limits, Package, open_package
+from ..checks import check_opened, package_name
 from ..errors import PackagingError
+from ..lint import property_names
 from .host import layered_props, source_config
 
 __all__ = ["STREAM_OPTIONS", "Installed", "install", "load_source_config", "source_props", "stream_config"]
@@ -68,30 +70,42 @@ def _safe_target(base: str, name: str) -> str:
     return os.path.join(base, *clean.split("/"))
 
 
-def install(package: str, root: str, name: Optional[str] = None) -> Installed:
+def install(package: str, root: str, name: Optional[str] = None, limits: Limits = DEFAULT_LIMITS) -> Installed:
     """Check ``package`` (zip or folder) as eKuiper's installer does and lay it out under ``root``.
 
+    The package is read within ``limits`` (:mod:`ekdsl.archive`), each file streamed to its place.
     Raises :class:`PackagingError` with eKuiper's message when the installer would refuse it.
     """
     name = name or package_name(package)
-    report = check_package(package, name)
-    errors = [f.message for f in report.findings if f.level == "error" and not f.lint]
-    if errors:
-        raise PackagingError(f"fail to install plugin: {errors[0]}", package)
-    inst = Installed(name, root, report.info, [f.message for f in report.findings if f.lint])
-    for entry in read_entries(package):
-        if entry.is_dir:
-            continue
-        if entry.name.startswith(_CONF_DIRS):
-            targets = [_safe_target(os.path.join(root, d), entry.name) for d in ("etc", "data")]
-        else:
-            targets = [_safe_target(inst.plugin_dir, entry.name)]
-        for target in targets:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as fh:
-                fh.write(entry.data)
-            os.chmod(target, stat.S_IMODE(entry.mode) or 0o644)
+    with open_package(package, limits) as pkg:
+        report = check_opened(pkg, name)
+        errors = [f.message for f in report.findings if f.level == "error" and not f.lint]
+        if errors:
+            raise PackagingError(f"fail to install plugin: {errors[0]}", package)
+        inst = Installed(name, root, report.info, [f.message for f in report.findings if f.lint])
+        for entry in pkg.entries:
+            if entry.is_dir:
+                continue
+            if entry.name.startswith(_CONF_DIRS):
+                targets = [_safe_target(os.path.join(root, d), entry.name) for d in ("etc", "data")]
+            else:
+                targets = [_safe_target(inst.plugin_dir, entry.name)]
+            for target in targets:
+                _unpack(pkg, entry, target)
     return inst
+
+
+def _unpack(pkg: Package, entry: Entry, target: str) -> None:
+    """Stream ``entry`` to ``target``, replacing (never writing through) what is there, as eKuiper's unzip does."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.lexists(target):
+        os.unlink(target)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                 stat.S_IMODE(entry.mode) or 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        for chunk in pkg.chunks(entry):
+            fh.write(chunk)
+    os.chmod(target, stat.S_IMODE(entry.mode) or 0o644)
 
 
 def _json_names(inst: Installed, symbol: str) -> Optional[List[str]]:
@@ -107,7 +121,7 @@ def _json_names(inst: Installed, symbol: str) -> Optional[List[str]]:
     props = data.get("properties") if isinstance(data, dict) else None
     if not isinstance(props, dict):
         return None
-    return _names(props)
+    return property_names(props)
 
 
 def _lower(value: Any) -> Any:

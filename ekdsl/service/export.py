@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from ..errors import PackagingError
 from ..model import PluginModel
+from ..outfiles import write_file
 from ..package import FILE_MODE, Files, write_zip
 from .schema import NotServable, proto_text, shapes
 
@@ -84,10 +85,7 @@ def export_service(model: PluginModel, out: str, address: str, protocol: str) ->
     """Write ``<out>/<name>.json``, ``<out>/schemas/<name>.proto`` and ``<out>/<name>.service.zip``."""
     files, skipped = service_files(model, address, protocol)
     for path, (data, _mode) in files.items():
-        full = os.path.join(out, *path.split("/"))
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "wb") as fh:
-            fh.write(data)
+        write_file(out, path, data)  # atomic; a link planted at the name is replaced, never followed
     zip_path = os.path.join(out, f"{model.name}.service.zip")
     write_zip(files, zip_path)
     return ServiceExport(zip_path, tuple(files), tuple(skipped))
