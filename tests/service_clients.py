@@ -35,6 +35,8 @@ FIELDS: Dict[str, List[Tuple[str, str, bool]]] = {
     "scale": [("values", "double", True), ("factor", "double", False)],
     "flip": [("data", "bytes", False)],
     "positive": [("x", "double", False)],
+    "ipow": [("base", "int64", False), ("exp", "int64", False)],
+    "ipows": [("base", "int64", False), ("exps", "int64", True)],
     "whoami": [],
     "crash": [("code", "int64", False)],
     "nosuch": [],
@@ -42,8 +44,9 @@ FIELDS: Dict[str, List[Tuple[str, str, bool]]] = {
     "snooze": [("marker", "string", False), ("seconds", "double", False)],
 }
 REPLY = {"add": "int64", "shout": "string", "tau": "double", "boom": "int64", "leave": "int64",
-         "stats": "message", "scale": "message", "flip": "bytes", "positive": "bool", "whoami": "int64",
-         "nap": "string", "nosuch": "string", "crash": "int64", "snooze": "string"}
+         "stats": "message", "scale": "message", "flip": "bytes", "positive": "bool", "ipow": "int64",
+         "ipows": "message", "whoami": "int64", "nap": "string", "nosuch": "string", "crash": "int64",
+         "snooze": "string"}
 _ZERO = {"int64": 0, "double": 0.0, "string": "", "bool": False, "bytes": b""}
 
 

@@ -107,6 +107,36 @@ def test_a_raising_function_fails_the_call_not_the_connection(service, emulator)
         c.close()
 
 
+def test_an_integer_past_int64_is_a_call_error_not_a_wrapped_bigint(service):
+    """eKuiper turns a reply's integers into int64 without a range check (``pkg/cast/cast.go`` ``ToInt64``: a uint64
+    or a float64 is cast as it is), and reads a rest reply's JSON numbers as float64 (``internal/service/schema.go``
+    ``ConvertReturnJson``): seen on the real server, 2**63 + 1 came back from msgpack-rpc as -2**63 + 1, and from a
+    rest JSON reply as -2**63, as did 2**63 - 1. The service refuses such results instead."""
+    protocol, svc = service
+    c = client(protocol, svc.port)
+    try:
+        assert c.call("ipow", 2, 62) == 2**62
+        assert c.call("ipow", -2, 63) == -(2**63)  # the smallest int64 is one
+        for name, args, text in [("ipow", (2, 63), "ipow() returned 9223372036854775808, past int64"),
+                                 ("ipows", (2, [3, 64]), "ipows() returned 18446744073709551616 in result[1], "
+                                                         "past int64")]:
+            with pytest.raises(CallFailed) as failed:
+                c.call(name, *args)
+            assert text in str(failed.value)
+        top = 2**63 - 1  # exact in a wrapper's text and in grpc and msgpack; a JSON number rounds it to 2**63
+        assert c.call("ipow", top, 1) == top
+        if protocol == "rest":
+            with pytest.raises(CallFailed) as failed:
+                c.call("ipows", top, [1])
+            assert "ipows() result cannot be sent: 9223372036854775807 in result[0] rounds past int64" in str(
+                failed.value)
+        else:
+            assert c.call("ipows", top, [1]) == {"result": [top]}
+        assert c.call("add", 1, 2) == 3
+    finally:
+        c.close()
+
+
 def test_wrong_arity_is_a_call_error(service, emulator):
     protocol, svc = service
     c = client(protocol, svc.port)
@@ -236,6 +266,41 @@ def test_jsonpb_names_and_int64_strings_are_read():
     assert functions.run("add", shape.args_from_json({"b": "5"})).value == 5
     assert functions.shape("tau").args_from_msgpack([None]) == []  # type: ignore[union-attr]
     assert [s.symbol for s in functions.skipped] == ["anything"]
+
+
+def test_integers_past_int64_are_found_in_nested_replies(make_module):
+    path = make_module("""
+        from typing import List
+        from typing_extensions import TypedDict
+        from ekdsl import Plugin
+
+        plugin = Plugin("nested", version="1.0.0")
+
+        class Cell(TypedDict):
+            n: int
+            x: float
+
+        class Grid(TypedDict):
+            cells: List[Cell]
+            ids: List[int]
+
+        @plugin.function
+        def grid(n: int) -> Grid:
+            return {"cells": [{"n": 1, "x": 2.0**70}, {"n": n, "x": 0.0}], "ids": [n, 2]}
+    """)
+    from ekdsl.plugin import load_target
+    from ekdsl.service.functions import Functions
+
+    functions = Functions(load_target(str(path)).model())
+    shape = functions.shape("grid")
+    assert shape is not None
+    # an integer in a double field is not an int64
+    assert list(shape.reply_ints({"cells": [{"n": 1, "x": 5}], "ids": [7]})) == [("cells[0].n", 1), ("ids[0]", 7)]
+    assert functions.run("grid", [3]).ok
+    failed = functions.run("grid", [2**63])
+    assert (failed.ok, failed.status) == (False, "failed")
+    assert failed.value == ("grid() returned 9223372036854775808 in cells[1].n, past int64 (eKuiper's bigint): "
+                            "return a float or a str for numbers this large")
 
 
 def test_cli_service_help_and_lazy_imports():

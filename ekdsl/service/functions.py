@@ -17,7 +17,8 @@ from ..model import PluginModel
 from ..runtime.failure import describe
 from .schema import NotServable, Shape, shapes
 
-__all__ = ["BAD_REQUEST", "DEADLINE", "FAILED", "NOT_FOUND", "OK", "UNAVAILABLE", "Functions", "Outcome"]
+__all__ = ["BAD_REQUEST", "DEADLINE", "FAILED", "INT64_MAX", "INT64_MIN", "NOT_FOUND", "OK", "UNAVAILABLE", "Functions",
+           "Outcome", "PastInt64"]
 
 log = logging.getLogger("ekdsl.service")
 
@@ -27,6 +28,9 @@ NOT_FOUND = "not_found"  # no such function: HTTP 404, gRPC UNIMPLEMENTED
 FAILED = "failed"  # the function raised or returned what its reply cannot carry: HTTP 500, gRPC UNKNOWN
 DEADLINE = "deadline"  # not answered within the call's deadline: HTTP 504, gRPC DEADLINE_EXCEEDED
 UNAVAILABLE = "unavailable"  # the service is stopping or overloaded: HTTP 503, gRPC UNAVAILABLE
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Outcome(NamedTuple):
@@ -43,6 +47,10 @@ class Outcome(NamedTuple):
 
 class NullResult(EkdslError):
     """A function with a scalar result returned ``None``, which a protobuf wrapper cannot carry."""
+
+
+class PastInt64(EkdslError):
+    """A function returned an integer past int64 where its reply says ``int64``: eKuiper would wrap it."""
 
 
 class Functions:
@@ -121,8 +129,12 @@ def _shaped(shape: Shape, value: Any) -> Any:
         if value is None:
             raise NullResult(f"{shape.method}() returned None: its reply, a {shape.reply_type}, cannot be null")
         if shape.reply_scalar == "bytes" and isinstance(value, str):
-            return base64.b64decode(value)  # made base64 text by json_safe: the wrapper carries the bytes
-        return value
-    if shape.reply == "result":
-        return {"result": value}
+            value = base64.b64decode(value)  # made base64 text by json_safe: the wrapper carries the bytes
+    elif shape.reply == "result":
+        value = {"result": value}
+    # eKuiper casts a reply's integers to int64 unchecked (pkg/cast/cast.go ToInt64): past it, they wrap
+    for where, number in shape.reply_ints(value):
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise PastInt64(f"{shape.method}() returned {number}{f' in {where}' if where else ''}, past int64 "
+                            "(eKuiper's bigint): return a float or a str for numbers this large")
     return value

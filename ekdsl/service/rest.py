@@ -18,7 +18,7 @@ import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from .calls import Calls, uncancel
-from .functions import BAD_REQUEST, DEADLINE, FAILED, NOT_FOUND, OK, UNAVAILABLE, Outcome
+from .functions import BAD_REQUEST, DEADLINE, FAILED, INT64_MAX, NOT_FOUND, OK, UNAVAILABLE, Outcome
 from .schema import Shape
 
 __all__ = ["MAX_BODY", "RestApp", "encode_reply"]
@@ -45,6 +45,10 @@ def encode_reply(shape: Shape, value: Any) -> Tuple[bytes, bytes]:
         else:
             text = str(value)
         return TEXT, text.encode("utf-8")
+    for where, number in shape.reply_ints(value):
+        if float(number) > INT64_MAX:  # eKuiper reads JSON numbers as float64 (internal/service/schema.go)
+            raise ValueError(f"{number} in {where} rounds past int64 as a JSON number, which eKuiper reads as a "
+                             "float64: serve over grpc or msgpack-rpc, or return a str")
     return b"application/json", json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..model import MISSING, FieldModel, PluginModel, SymbolModel, TypeInfo
 
@@ -114,6 +114,29 @@ class Shape(NamedTuple):
             if f.proto == "bytes" and isinstance(args[i], str):
                 args[i] = args[i].encode("utf-8", "surrogateescape")
         return args
+
+    def reply_ints(self, value: Any) -> Iterator[Tuple[str, int]]:
+        """Each integer at an ``int64`` place of a reply value (as :mod:`.functions` shapes it) with where it is:
+        ``""`` for a wrapper's value, else a path such as ``result[1]`` or ``box.low``."""
+        if self.reply == "wrapper":
+            if self.reply_scalar == "int64" and isinstance(value, int) and not isinstance(value, bool):
+                yield "", value
+            return
+        yield from _ints(dict(self.messages), self.reply_type, value, "")
+
+
+def _ints(messages: Dict[str, Tuple[Field, ...]], name: str, value: Any, where: str) -> Iterator[Tuple[str, int]]:
+    if not isinstance(value, dict):
+        return
+    for f in messages[name]:
+        item = value.get(f.name)
+        items = list(enumerate(item)) if f.repeated and isinstance(item, list) else [(-1, item)]
+        for i, v in items:
+            at = (f"{where}.{f.name}" if where else f.name) + (f"[{i}]" if i >= 0 else "")
+            if f.message:
+                yield from _ints(messages, f.message, v, at)
+            elif f.proto == "int64" and isinstance(v, int) and not isinstance(v, bool):
+                yield at, v
 
 
 def _b64(value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""A test plugin served as an external service: scalars, lists, an object, none, a raise, a slow call."""
+"""A test plugin served as an external service: scalars, lists, an object, none, a raise, a slow call, integers
+past int64."""
 
 from __future__ import annotations
 
@@ -62,6 +63,17 @@ def flip(data: bytes) -> bytes:
 @plugin.function
 def positive(x: float) -> bool:
     return x >= 0
+
+
+@plugin.function
+def ipow(base: int, exp: int) -> int:
+    """``base ** exp``: past int64 for a large ``exp``."""
+    return base ** exp
+
+
+@plugin.function
+def ipows(base: int, exps: List[int]) -> List[int]:
+    return [base ** e for e in exps]
 
 
 @plugin.function
