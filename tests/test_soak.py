@@ -35,6 +35,7 @@ def lab(exported, sockdir):
     h.close()
 
 
+@pytest.mark.long
 @pytest.mark.timeout(SOAK_SECONDS + 120)
 def test_soak_source_to_sink(lab, tmp_path):
     """eKuiper's pipeline in miniature: rows from the source are forwarded to the sink with requireAck."""
@@ -67,6 +68,7 @@ def test_soak_source_to_sink(lab, tmp_path):
         f"fds {before['fds']}→{after['fds']}")
 
 
+@pytest.mark.long
 def test_thousand_stop_start_cycles(lab, tmp_path):
     pid = lab.process.pid
     out = tmp_path / "rows.jsonl"

@@ -351,6 +351,7 @@ def test_a_sink_start_out_of_descriptors_leaves_nothing_behind(host, tmp_path, s
     h.stop_sink(h.start_sink("collect", conf))
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("transport", ["native"])
 def test_500_sources_and_500_sinks_under_a_4096_descriptor_limit(host, tmp_path, transport):
     """One plugin process, started with RLIMIT_NOFILE 4096, serves 500 sources and 500 sinks, then stops them.
