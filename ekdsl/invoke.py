@@ -119,7 +119,11 @@ class Invoker:
         """Call the function with bound ``args`` (awaiting it when async); user exceptions propagate."""
         kwargs: Dict[str, Any] = {}
         if self.sym.context_param:
-            kwargs[self.sym.context_param] = context
+            at = self.sym.context_at
+            if at is not None and len(args) >= at:  # declared before arguments: its place is taken by position
+                args = [*args[:at], context, *args[at:]]
+            else:
+                kwargs[self.sym.context_param] = context
         result = self.sym.func(*args, **kwargs)
         if self.sym.is_async:
             result = self._loop().run_until_complete(result)
