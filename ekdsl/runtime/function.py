@@ -25,8 +25,8 @@ TEXT_LITERALS = 256  # string literals remembered per argument position (see ekd
 class FunctionHandler:
     """Pure request → reply logic for one function (no sockets)."""
 
-    def __init__(self, plugin: str, sym: SymbolModel, logger: logging.Logger) -> None:
-        self.plugin, self.sym, self.log = plugin, sym, logger
+    def __init__(self, plugin: str, sym: SymbolModel, logger: logging.Logger, stores: Any = None) -> None:
+        self.plugin, self.sym, self.log, self.stores = plugin, sym, logger, stores
         self.calls = 0
         self.invoker = Invoker(sym)
         self._contexts: Dict[str, Context] = {}
@@ -109,7 +109,8 @@ class FunctionHandler:
             if len(self._contexts) >= 1024:
                 self._contexts.clear()
             ctx = Context(plugin=self.plugin, symbol=self.sym.name, rule_id=meta.rule_id, op_id=meta.op_id,
-                          instance_id=meta.instance_id, func_id=meta.func_id, logger=self.log)
+                          instance_id=meta.instance_id, func_id=meta.func_id, logger=self.log, kind="function",
+                          stores=self.stores)
             self._contexts[key] = ctx
         return ctx
 
