@@ -86,12 +86,12 @@ class SourceRunner:
     def _sync(self) -> None:
         it = iter(self._call())
         try:
+            # After a stop the generator still runs up to its next yield, so the code after the last sent row's
+            # yield (saving a cursor) runs; what it yields then is not sent.
             for item in it:
                 if self.ctx.stopped:
                     break
                 self._emit(item)
-                if self.ctx.stopped:
-                    break
         finally:
             close = getattr(it, "close", None)
             if close is not None:
