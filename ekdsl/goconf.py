@@ -25,6 +25,8 @@ def go_duration(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a duration, got unconvertible type '{type(value).__name__}'")
     if not isinstance(value, str):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a duration, got {value}")
         return int(value) / 1000.0  # time.Duration(f) * time.Millisecond: the float is cut to an integer
     text = value.strip()
     sign = -1.0 if text.startswith("-") else 1.0

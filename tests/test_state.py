@@ -140,6 +140,9 @@ def test_incr_is_atomic_across_threads_and_processes(where):
         assert p.exitcode == 0
     state = context(Stores(parse_location(where))).state
     assert state.shared.get("total") == 900 and state.get("mine") == 450.0
+    if "://" not in where:
+        with sqlite3.connect(Path(where, "demo.db")) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 @given(st.sampled_from(["source", "sink", "function", "resend"]), st.text(min_size=1), st.text(), st.text(),
@@ -212,3 +215,29 @@ def test_state_is_made_on_first_use_and_kept(tmp_path):
     assert Path(tmp_path, "demo.db").exists() is False  # opened on the first call, not the first access
     ctx.state.get("k")
     assert Path(tmp_path, "demo.db").exists()
+
+
+def test_what_others_wrote_into_the_store_is_a_store_error(tmp_path, redis_server):
+    """Bytes that are not JSON under a key (another program wrote them), keys that are not UTF-8, a file that is
+    no database: each call that meets them fails with a StoreError saying so; the rest works."""
+    client = redis_server.client()
+    client.set("ekdsl:state:demo:source/sym/r1/op/0/bad", b"\xff{not json")
+    client.set(b"ekdsl:state:demo:source/sym/r1/op/0/\xff\xfe", b"1")
+    state = context(Stores(parse_location(redis_server.url))).state
+    with pytest.raises(StoreError, match=r"the value under 'bad' is not JSON .*something other than ekdsl wrote"):
+        state.get("bad")
+    with pytest.raises(StoreError, match="not JSON"):
+        state.incr("bad")
+    with pytest.raises(StoreError, match="not JSON"):
+        state.items()
+    state.put("bad", 1)
+    assert state.items() == [("bad", 1), ("\ufffd\ufffd", 1)]
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "demo.db").write_bytes(b"this is no database" * 100)
+    broken = context(Stores(parse_location(str(folder)))).state
+    with pytest.raises(StoreError, match="is not a SQLite database: move it away"):
+        broken.put("k", 1)
+    (folder / "demo.db").unlink()
+    broken.put("k", 1)  # the store is tried again on the next call
+    assert broken.get("k") == 1

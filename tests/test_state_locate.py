@@ -6,9 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ekdsl import StoreError
-from ekdsl.goconf import env_value, overlay_env
+from ekdsl.goconf import env_value, go_duration, overlay_env
 from ekdsl.state import find_location, locate
 from ekdsl.state.locate import sqlite_folder
 
@@ -138,3 +140,17 @@ def test_environment_values_are_typed_as_ekuiper_types_them():
     conf = overlay_env({"Store": {"Type": "sqlite", "redis": "not a map"}},
                        {"KUIPER__STORE__REDIS__HOST": "h", "KUIPERX": "1", "OTHER__STORE__TYPE": "x"})
     assert conf == {"store": {"type": "sqlite", "redis": {"host": "h"}}}
+
+
+@given(st.dictionaries(st.text(), st.text()), st.text())
+def test_any_environment_overlays_without_raising(env, value):
+    conf = overlay_env({"store": {"type": "sqlite"}}, {**env, "KUIPER__STORE__TYPE": value})
+    assert repr(conf["store"]["type"]) == repr(env_value(value))
+
+
+@given(st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()))
+def test_a_duration_is_seconds_or_a_value_error(value):
+    try:
+        assert isinstance(go_duration(value), float)
+    except ValueError:
+        pass

@@ -33,8 +33,9 @@ class State:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
-        data = self._store.get(self._prefix + check_key(key, "get"))
-        return default if data is None else decode(data)
+        key = check_key(key, "get")
+        data = self._store.get(self._prefix + key)
+        return default if data is None else decode(data, key)
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key``; when this returns, the value is in the store."""
@@ -51,13 +52,13 @@ class State:
         key = check_key(key, "incr")
         add(None, by, key)  # a wrong ``by`` fails here, before the store is touched
         data = self._store.update(self._prefix + key, lambda current: add(current, by, key)[1])
-        result: Number = decode(data)
+        result: Number = decode(data, key)
         return result
 
     def items(self) -> List[Tuple[str, Any]]:
         """Every ``(key, value)`` of this scope, in key order."""
         n = len(self._prefix)
-        return [(k[n:], decode(v)) for k, v in self._store.scan(self._prefix)]
+        return [(k[n:], decode(v, k[n:])) for k, v in self._store.scan(self._prefix)]
 
     def transaction(self) -> Transaction:
         """``with state.transaction() as tx:`` writes everything ``tx`` was given at once when the block ends, or
@@ -100,7 +101,7 @@ class Transaction:
         key = self._check(key, "get")
         if key in self._changes:
             data = self._changes[key]
-            return default if data is None else decode(data)
+            return default if data is None else decode(data, key)
         return self._state.get(key, default)
 
     def put(self, key: str, value: Any) -> None:
@@ -126,7 +127,7 @@ class Transaction:
             if data is None:
                 merged.pop(key, None)
             else:
-                merged[key] = decode(data)
+                merged[key] = decode(data, key)
         return sorted(merged.items())
 
 

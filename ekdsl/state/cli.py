@@ -13,7 +13,7 @@ import sys
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
 
-from ..errors import UsageError
+from ..errors import StoreError, UsageError
 from .locate import BASE_ENV, STATE_ENV, Location, find_location, parse_location
 from .scope import Scope, split_key
 from .store import Store, Stores
@@ -99,12 +99,16 @@ def _show(found: List[Entry], out: TextIO) -> None:
     for title, group in _grouped(found):
         out.write(f"{title}\n")
         for _, key, value in group:
-            out.write(f"  {key} = {json.dumps(decode(value), ensure_ascii=False)}\n")
+            try:
+                shown = json.dumps(decode(value, key), ensure_ascii=False)
+            except StoreError:
+                shown = f"(not JSON) {value[:60]!r}"
+            out.write(f"  {key} = {shown}\n")
 
 
 def _export(plugin: str, found: List[Entry], out: TextIO) -> None:
     for scope, key, value in found:
-        line = {"plugin": plugin, "scope": _scope_json(scope), "key": key, "value": decode(value)}
+        line = {"plugin": plugin, "scope": _scope_json(scope), "key": key, "value": decode(value, key)}
         out.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 

@@ -133,7 +133,7 @@ class RedisBackend:
                 chunk = keys[i:i + CHUNK]
                 for k, v in zip(chunk, r.mget(chunk)):
                     if v is not None:  # deleted meanwhile
-                        out.append((k.decode("utf-8")[len(self.prefix):], bytes(v)))
+                        out.append((k.decode("utf-8", "replace")[len(self.prefix):], bytes(v)))
             return out
 
         result: List[Tuple[str, bytes]] = self._run("items", "", work)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple, Union
 
 from ..codec import dumps, find_unencodable, loads
-from ..errors import StateError
+from ..errors import StateError, StoreError
 
 __all__ = ["INT64", "add", "check_key", "decode", "encode"]
 
@@ -40,8 +40,14 @@ def encode(value: Any, key: str, operation: str = "put") -> bytes:
                      "numbers, bools, None, and lists and dicts of them", operation=operation, key=key)
 
 
-def decode(data: bytes) -> Any:
-    return loads(data)
+def decode(data: bytes, key: str = "") -> Any:
+    """The value ``data`` holds; :class:`StoreError` when it is not JSON (something other than ekdsl wrote it)."""
+    try:
+        return loads(data)
+    except (ValueError, RecursionError):
+        raise StoreError(f"state: the value under {key!r:.80} is not JSON ({bytes(data[:40])!r}...): something "
+                         "other than ekdsl wrote it; put a new value or delete the key", operation="get",
+                         key=key) from None
 
 
 def add(current: Optional[bytes], by: Any, key: str) -> Tuple[Number, bytes]:
@@ -50,7 +56,7 @@ def add(current: Optional[bytes], by: Any, key: str) -> Tuple[Number, bytes]:
     if isinstance(by, bool) or not isinstance(by, (int, float)):
         raise StateError(f"state.incr({key!r:.80}): by must be an int or a float, got {type(by).__name__}",
                          operation="incr", key=key)
-    value = 0 if current is None else decode(current)
+    value = 0 if current is None else decode(current, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise StateError(f"state.incr({key!r:.80}): the key holds {type(value).__name__} {value!r:.60}, not a "
                          "number: put a number first, or use another key", operation="incr", key=key)
