@@ -97,3 +97,16 @@ def test_the_store_of_an_ekuiper_folder(tmp_path):
         assert proc.stdout.splitlines() == [
             f"state: SQLite files in {base / 'data' / 'ekdsl' / 'state'} (eKuiper's data folder {base / 'data'})",
             "p: 1 key", "  source s rule= op= instance=0: 1 key"]
+
+
+def test_no_store_found_says_how_to_name_one(tmp_path, monkeypatch, capsys):
+    from ekdsl.state import locate
+
+    monkeypatch.setattr(locate, "ABSOLUTE_DATA", str(tmp_path / "none"))
+    monkeypatch.setattr(locate, "ABSOLUTE_ETC", str(tmp_path / "none"))
+    monkeypatch.delenv("EKDSL_STATE", raising=False)
+    monkeypatch.delenv("KuiperBaseKey", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["state", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot find eKuiper's data folder" in err and "give --ekuiper DIR (eKuiper's folder) or --store" in err

@@ -52,7 +52,10 @@ def location(args: argparse.Namespace) -> Location:
     if args.ekuiper:
         env.pop(STATE_ENV, None)
         env[BASE_ENV] = os.path.abspath(args.ekuiper)
-    return find_location(env, [os.getcwd()], walk=True)
+    try:
+        return find_location(env, [os.getcwd()], walk=True)
+    except StoreError as exc:
+        raise UsageError(f"{exc}; or give --ekuiper DIR (eKuiper's folder) or --store DIR|URL") from None
 
 
 def entries(store: Store, rule: Optional[str] = None) -> List[Entry]:

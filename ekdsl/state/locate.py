@@ -74,7 +74,11 @@ class Location(NamedTuple):
             return plugins_in(self.folder)
         from .redis_backend import RedisBackend, connect
 
-        return RedisBackend(connect(dict(self.redis)), "", self.address).plugins()
+        backend = RedisBackend(connect(dict(self.redis)), "", self.address)
+        try:
+            return backend.plugins()
+        finally:
+            backend.close()
 
     def describe(self) -> str:
         what = f"SQLite files in {self.folder}" if self.kind == "sqlite" else f"Redis {self.address}"
