@@ -19,6 +19,8 @@ from .errors import (
     LoadError,
     PackagingError,
     ProtocolError,
+    StateError,
+    StoreError,
     TransportError,
     UsageError,
 )
@@ -38,7 +40,9 @@ __all__ = [
     "Plugin",
     "ProtocolError",
     "Row",
+    "StateError",
     "Stopped",
+    "StoreError",
     "TransportError",
     "UsageError",
     "__version__",

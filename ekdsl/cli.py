@@ -1,4 +1,4 @@
-"""``python -m ekdsl``: export, check, run, dev and deploy sub-commands.
+"""``python -m ekdsl``: export, check, run, dev, deploy, service and state sub-commands.
 
 Only this module turns :class:`~ekdsl.errors.EkdslError` into exit codes.
 """
@@ -139,6 +139,18 @@ def _deploy(args: argparse.Namespace) -> int:
     return run_deploy(args)
 
 
+def _state(args: argparse.Namespace) -> int:
+    from .state.cli import run as run_state
+
+    return run_state(args)
+
+
+def _state_arguments(p: argparse.ArgumentParser) -> None:
+    from .state.cli import add_arguments
+
+    add_arguments(p)
+
+
 def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="module, module:attr, or path to a .py file")
     p.add_argument("-o", "--output", default="dist", help="output folder (default: dist)")
@@ -241,6 +253,8 @@ COMMANDS: Dict[str, _Command] = {
     "dev": _Command("run a plugin against the eKuiper emulator: a tour, or one symbol", _dev_arguments, _dev),
     "deploy": _Command("install, update, describe, status, list or delete a plugin on an eKuiper server through "
                        "its REST API", _deploy_arguments, _deploy),
+    "state": _Command("list, show, export, import or drop what plugins keep in ctx.state", _state_arguments,
+                      _state),
 }
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Optional
+
+if TYPE_CHECKING:
+    from .state import State
 
 __all__ = ["Context", "Row", "Stopped"]
 
@@ -34,7 +37,7 @@ class Context:
 
     Declare a parameter annotated ``Context`` (or named ``ctx``) to receive it.
     ``logger`` is a :class:`logging.Logger` whose records carry the plugin,
-    symbol and rule/op/instance.
+    symbol and rule/op/instance; :attr:`state` keeps values across restarts.
     """
 
     plugin: str = ""
@@ -46,6 +49,8 @@ class Context:
     config: Mapping[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("ekdsl.user"))
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    kind: str = ""  # "source", "sink" or "function": which state scope is this instance's
+    stores: Any = field(default=None, repr=False, compare=False)  # where state lives (None: the process's own)
 
     @property
     def stopped(self) -> bool:
@@ -56,6 +61,19 @@ class Context:
         """Wait ``seconds``, or raise :class:`Stopped` as soon as the instance is stopped."""
         if self.stop_event.wait(max(0.0, seconds)):
             raise Stopped()
+
+    @property
+    def state(self) -> State:
+        """This instance's :class:`~ekdsl.state.State`, which survives restarts of the rule, the plugin and
+        eKuiper; ``ctx.state.shared`` is the plugin's. Made on first use: a symbol that never uses it pays
+        nothing."""
+        state: Optional[State] = self.__dict__.get("_state")
+        if state is None:
+            from .state import state_of
+
+            state = state_of(self)
+            object.__setattr__(self, "_state", state)
+        return state
 
     @property
     def key(self) -> str:

@@ -17,6 +17,8 @@ __all__ = [
     "PackagingError",
     "Problem",
     "ProtocolError",
+    "StateError",
+    "StoreError",
     "TransportError",
     "UsageError",
 ]
@@ -134,3 +136,22 @@ class DeployError(EkdslError):
         where = f"{method} {url}" if method else url
         head = f"{where} failed ({status}): " if status else (f"{where}: " if where else "")
         super().__init__(head + message)
+
+
+class StateError(EkdslError):
+    """A ``ctx.state`` call was given what the store cannot keep: a key that is not a non-empty ``str``, or a value
+    JSON cannot hold. ``operation`` is the call (``put``, ``get``, ...), ``key`` its key."""
+
+    def __init__(self, message: str, *, operation: str = "", key: Any = None):
+        self.operation = operation
+        self.key = key
+        super().__init__(message)
+
+
+class StoreError(StateError):
+    """The state store failed the call: unreachable, read-only, full, or not a store. ``where`` names the store
+    (a file or a Redis address); the same call may succeed once the store is back."""
+
+    def __init__(self, message: str, *, where: str = "", operation: str = "", key: Any = None):
+        self.where = where
+        super().__init__(message, operation=operation, key=key)

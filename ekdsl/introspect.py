@@ -286,7 +286,7 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
         description=spec.description or Text.of(doc.summary),
         label=spec.label or Text(name, name),
         params=tuple(shape.params), file=col.file, line=col.line,
-        context_param=shape.context_param, datasource_param=shape.datasource_param,
+        context_param=shape.context_param, context_at=shape.context_at, datasource_param=shape.datasource_param,
         datasource=shape.datasource, data_param=shape.data_param, data_type=shape.data_type,
         returns=shape.returns, returns_hint=Text.of(doc.returns),
         is_async=is_async, is_generator=is_gen or is_agen, aggregate=spec.aggregate,
@@ -309,6 +309,8 @@ class _SymbolShape:
         self.spec, self.col, self.hints, self.doc, self.gen = spec, col, hints, doc, gen
         self.params: List[FieldModel] = []
         self.context_param: Optional[str] = None
+        self.context_at: Optional[int] = None  # its position, when it can be passed by position
+        self._seen = 0
         self.datasource_param: Optional[str] = None
         self.datasource: Optional[FieldModel] = None
         self.data_param: Optional[str] = None
@@ -324,12 +326,15 @@ class _SymbolShape:
 
     def add_param(self, param: inspect.Parameter) -> None:
         ks = Kind(self.spec.kind).spec
+        index, self._seen = self._seen, self._seen + 1
         if param.kind is param.VAR_KEYWORD:
             self.col.add(f"has '**{param.name}', which eKuiper cannot fill",
                          "declare each property or argument as its own parameter")
             return
         if self._is_context(param):
             self.context_param = param.name
+            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+                self.context_at = index
             return
         if Role.DATASOURCE in ks.roles and param.name == "datasource":
             self.datasource_param = param.name

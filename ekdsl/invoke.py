@@ -126,7 +126,11 @@ class Invoker:
             return self.sym.func(*args)
         kwargs: Dict[str, Any] = {}
         if self.sym.context_param:
-            kwargs[self.sym.context_param] = context
+            at = self.sym.context_at
+            if at is not None and len(args) >= at:  # declared before arguments: its place is taken by position
+                args = [*args[:at], context, *args[at:]]
+            else:
+                kwargs[self.sym.context_param] = context
         result = self.sym.func(*args, **kwargs)
         if self.sym.is_async:
             result = self._loop().run_until_complete(result)

@@ -133,6 +133,7 @@ class SymbolModel(NamedTuple):
     example: str = ""
     label: Text = _NO_TEXT
     require_ack: bool = False
+    context_at: Optional[int] = None  # the context parameter's position, if it can be passed by position
 
     @property
     def arity(self) -> tuple[int, Optional[int]]:

@@ -197,3 +197,16 @@ def start_stop_cycle(h: Any, out: Path) -> None:
     assert snk.send(b'{"i":1}') is None
     h.stop_source(src)
     h.stop_sink(snk)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server of this test's own (skipped with one line where it cannot be installed); killed after."""
+    from .redis_server import RedisServer, redis_or_skip
+
+    server = RedisServer(tmp_path, redis_or_skip())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

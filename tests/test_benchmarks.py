@@ -70,3 +70,16 @@ def test_hostile_input_benchmark_run():
     assert "decompress" in lines[1]
     assert lines[2].rstrip().endswith("[]") and lines[3].rstrip().endswith("67108864")
     assert lines[4].rstrip().endswith(" 1") and lines[5].rstrip().endswith(" 1")
+
+
+def test_state_benchmark_run(tmp_path):
+    """A quick run of benchmarks/state.py: every store's calls and the source's added CPU are there."""
+    out = tmp_path / "state.json"
+    proc = subprocess.run([sys.executable, "benchmarks/state.py", "--quick", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "added µs/row" in proc.stdout
+    figures = json.loads(out.read_text())
+    assert {"SQLite", "SQLite, sync full"} <= set(figures["calls"]) and "no state" in figures["source"]
+    assert all(f["put_per_s"] > 0 and f["get_per_s"] > 0 for f in figures["calls"].values())
+    assert all(f["rows_per_s"] > 0 for f in figures["source"].values())

@@ -97,3 +97,39 @@ def test_jsonpb_requests_bind_back_to_the_same_ints(a, b):
     shape = _add_shape()
     invoker = Invoker(shape.symbol)
     assert invoker.bind(shape.args_from_json(json.loads(jsonpb("add", (a, b))))) == [a, b]
+
+
+def test_the_context_parameter_may_come_anywhere(make_module):
+    """A function's ``Context`` is passed where it is declared: first (as for sources), between arguments,
+    before ``*args``, last with defaults before it, or keyword-only."""
+    from ekdsl import Context
+
+    path = make_module("""
+        from ekdsl import Context, function
+
+        @function
+        def first(ctx: Context, x: float) -> str:
+            return f"{ctx.rule_id}:{x}"
+
+        @function
+        def middle(a: str, ctx: Context, b: str = "-") -> str:
+            return f"{a}{ctx.rule_id}{b}"
+
+        @function
+        def before_rest(ctx: Context, *parts: str) -> str:
+            return ctx.rule_id + "".join(parts)
+
+        @function
+        def last(x: int, y: int = 1, ctx: Context = None) -> str:
+            return f"{x}{y}{ctx.rule_id}"
+
+        @function
+        def keyword(x: int, *, ctx: Context) -> str:
+            return f"{x}{ctx.rule_id}"
+    """)
+    model = load_target(str(path)).model()
+    ctx = Context(rule_id="r")
+    calls = {"first": [1.5], "middle": ["a"], "before_rest": ["x", "y"], "last": [3], "keyword": [4]}
+    got = {name: Invoker(model.get("function", name)).invoke(args, ctx) for name, args in calls.items()}
+    assert got == {"first": "r:1.5", "middle": "ar-", "before_rest": "rxy", "last": "31r", "keyword": "4r"}
+    assert Invoker(model.get("function", "middle")).invoke(["a", "b"], ctx) == "arb"

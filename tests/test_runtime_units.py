@@ -113,14 +113,15 @@ def test_control_stop_unknown_is_ok():
 
 
 def test_run_path_imports_only_what_it_needs():
-    """The plugin process loads no yaml, msgpack, pynng (native transport), typing_extensions or asyncio."""
+    """The plugin process loads no yaml, msgpack, pynng (native transport), typing_extensions, asyncio, nor the
+    state store (loaded by the first symbol that uses ctx.state)."""
     import subprocess
     import sys
 
     code = ("import sys; from ekdsl.runtime import main; from ekdsl.plugin import load_target; "
             "load_target(sys.argv[1]).model(docs=False); import ekdsl.transport.native; "
             "print(' '.join(m for m in ('yaml', 'msgpack', 'pynng', 'typing_extensions', 'asyncio', "
-            "'ekdsl.docstrings', 'ekdsl.host') if m in sys.modules))")
+            "'ekdsl.docstrings', 'ekdsl.host', 'ekdsl.state', 'sqlite3', 'redis') if m in sys.modules))")
     from .conftest import PYSAM
 
     out = subprocess.run([sys.executable, "-c", code, str(PYSAM)], capture_output=True, text=True, timeout=60)

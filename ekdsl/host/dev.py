@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket-dir", help="where the .ipc files go (default: a private folder for ekdsl "
                                         "plugins, /tmp for others, which hard-code it)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the plugin's own output live")
+    p.add_argument("--state", metavar="DIR|URL",
+                   help="keep the plugin's ctx.state in this folder (or redis:// URL), so that the next run resumes "
+                        "from it (default: a fresh store, removed at exit)")
     p.add_argument("--datasource", default="", help="the streams' DATASOURCE (for the tour and 'source')")
     sub = p.add_subparsers(dest="mode", metavar="MODE")
     s = sub.add_parser("source", help="run a source and print its rows")
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     out = _Out(stream)
     mode = args.mode or "tour"
     conf = parse_conf(getattr(args, "conf", []))
-    emu = Emulator(args.target, python=args.python, socket_dir=args.socket_dir, init_timeout=args.init_timeout)
+    emu = Emulator(args.target, python=args.python, socket_dir=args.socket_dir, init_timeout=args.init_timeout,
+                   state=args.state)
     try:
         emu.start()
         proc = emu.host.process

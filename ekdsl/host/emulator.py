@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 from ..checks import package_name
 from ..errors import PackagingError
 from ..kinds import Kind
+from ..state import Location, Scope, State, Stores, parse_location
+from ..state.locate import BASE_ENV, STATE_ENV, sqlite_folder
 from ..transport import Timeout
 from .host import INIT_TIMEOUT, FunctionHandle, Handle, Host, SinkHandle, SourceHandle
 from .install import Installed, install, source_props, stream_config
@@ -31,12 +33,16 @@ def is_package(target: str) -> bool:
 class Emulator:
     """eKuiper for one plugin. ``target`` is a package (zip or folder) or a module to export first.
 
-    Use as a context manager; everything it started or wrote is removed on exit.
+    ``state`` is where the plugin's ``ctx.state`` lives: a folder or a ``redis://`` URL (passed as
+    ``EKDSL_STATE``), kept after :meth:`close`; by default the emulated eKuiper's own data folder, where the
+    plugin finds it as under eKuiper, removed with everything else. Use as a context manager; everything it
+    started or wrote is removed on exit.
     """
 
     def __init__(self, target: str, *, python: Optional[str] = None, socket_dir: Optional[str] = None,
                  init_timeout: float = INIT_TIMEOUT, name: Optional[str] = None, shell_paras: Sequence[str] = (),
-                 install_env: Optional[Mapping[str, str]] = None) -> None:
+                 install_env: Optional[Mapping[str, str]] = None,
+                 state: Union[str, os.PathLike[str], None] = None) -> None:
         self.target = target
         self.root = tempfile.mkdtemp(prefix="ekdsl-emu-")
         self.findings: List[str] = []
@@ -52,8 +58,28 @@ class Emulator:
         self.sdk = self.installed.language == "python" and self.installed.uses_official_sdk()
         self._own_sockets = socket_dir is None and self._honours_socket_dir()
         self.socket_dir = socket_dir or (tempfile.mkdtemp(prefix="ek", dir="/tmp") if self._own_sockets else None)
+        self.state_location = self._state_location(state)
         self.host = Host(self.installed.name, self.installed.executable, language=self.installed.language,
-                         python=python, socket_dir=self.socket_dir, init_timeout=init_timeout)
+                         python=python, socket_dir=self.socket_dir, init_timeout=init_timeout,
+                         env=self._plugin_env(state))
+        self._stores = Stores(self.state_location)
+
+    def _state_location(self, state: Union[str, os.PathLike[str], None]) -> Location:
+        if state is not None:
+            return parse_location(os.fspath(state), "Emulator(state=...)")
+        data = os.path.join(self.root, "data")
+        os.makedirs(data, exist_ok=True)
+        return Location("sqlite", folder=sqlite_folder(data), origin=f"the emulator's data folder {data}")
+
+    @staticmethod
+    def _plugin_env(state: Union[str, os.PathLike[str], None]) -> Dict[str, str]:
+        """eKuiper's environment for the plugin: this one's, with its state where ``state`` says (else in the
+        emulator's own folders, whatever this environment says about eKuiper's)."""
+        env = {k: v for k, v in os.environ.items()
+               if k not in (STATE_ENV, BASE_ENV) and not k.startswith("KUIPER__STORE__")}
+        if state is not None:
+            env[STATE_ENV] = os.fspath(state)
+        return env
 
     def _run_install_script(self, python: Optional[str], shell_paras: Sequence[str],
                             env: Optional[Mapping[str, str]]) -> None:
@@ -164,9 +190,29 @@ class Emulator:
             handle = handle.handle
         return self.host.restart(handle, late_stop=late_stop, config=config)
 
+    def restart_plugin(self) -> None:
+        """Kill the plugin (SIGKILL) and launch it again, replaying the starts of what runs, as eKuiper's plugin
+        update does; handles go on, and each instance's ``ctx.state`` is what the killed process left."""
+        self.host.restart_process()
+
     def function(self, symbol: str) -> FunctionHandle:
         self._known(Kind.FUNCTION, symbol)
         return self.host.function(symbol)
+
+    def state(self, handle: Union[Handle, RateLimitedSource, FunctionHandle, None] = None, *, rule: str = "rule1",
+              op: str = "op1", instance: int = 0, func_id: int = 0) -> State:
+        """The ``ctx.state`` of a source or sink ``handle``; of a function called from ``rule``/``op``/
+        ``instance`` at ``func_id``; or, without a handle, the plugin's shared state."""
+        if isinstance(handle, RateLimitedSource):
+            handle = handle.handle
+        if handle is None:
+            scope = Scope("shared")
+        elif isinstance(handle, FunctionHandle):
+            scope = Scope("function", handle.name, rule, op, instance, func_id)
+        else:
+            meta, kind = handle.control.meta, "sink" if isinstance(handle, SinkHandle) else "source"
+            scope = Scope(kind, handle.control.symbol_name, meta.rule_id, meta.op_id, meta.instance_id)
+        return State(self._stores.store(self.name), scope)
 
     def _known(self, kind: Kind, symbol: str) -> None:
         if symbol not in self.meta[kind.folder]:
@@ -199,8 +245,10 @@ class Emulator:
         return self.host.process.poll() if self.host.process else None
 
     def close(self) -> None:
-        """Kill the plugin, close every socket, remove the install root and socket files."""
+        """Kill the plugin, close every socket, remove the install root (with the state, unless ``state`` was
+        given) and socket files."""
         self.host.close()
+        self._stores.close()
         if self._own_sockets and self.socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
         else:

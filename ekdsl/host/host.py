@@ -257,6 +257,23 @@ class Host:
             self._cmd("stop", old)
         return new
 
+    def restart_process(self) -> None:
+        """What a plugin update does to running rules: SIGKILL the plugin, launch it again on the same control
+        socket, and replay the start of every open source and sink and one function start, as eKuiper does; the
+        handles go on with their sockets (a sink's data socket is dialled again)."""
+        if self.process is not None:
+            self.process.kill()
+        self.start()
+        function = next((h for h in self._open if isinstance(h, FunctionHandle)), None)
+        for handle in self._open:
+            if isinstance(handle, (SourceHandle, SinkHandle)):
+                self._cmd("start", handle.control)
+            if isinstance(handle, SinkHandle) and handle.channel.data is not None:
+                handle.channel.data.close()
+                handle.channel.connect()
+        if function is not None:
+            self._cmd("start", Control(function.name, Kind.FUNCTION.wire, Meta()))
+
     def function(self, symbol: str) -> FunctionHandle:
         """Listen on the function socket and send the function start (no rule context).
 

@@ -6,7 +6,10 @@ function replies go through exactly the code that serves eKuiper.
 
 from __future__ import annotations
 
+import os
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -32,6 +35,7 @@ from ..runtime.function import FunctionHandler
 from ..runtime.logs import instance_logger
 from ..runtime.sink import SinkRunner
 from ..runtime.source import SourceRunner
+from ..state import Location, Scope, State, Stores, parse_location
 from ..transport import Closed, Socket, Timeout
 from .host import check_require_ack, source_config
 
@@ -77,8 +81,13 @@ class MemorySocket(Socket):
 
 
 class _Source:
-    def __init__(self, runner: SourceRunner, rows: queue.Queue[bytes]) -> None:
-        self.runner, self._rows = runner, rows
+    def __init__(self, runner: SourceRunner, rows: queue.Queue[bytes], started: Dict[str, Any]) -> None:
+        self.runner, self._rows, self.started = runner, rows, started
+
+    @property
+    def state(self) -> State:
+        """The instance's ``ctx.state``."""
+        return self.runner.ctx.state
 
     def recv(self, timeout: float = 5.0) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
         """The next ``(message, meta)`` as eKuiper decodes it."""
@@ -95,8 +104,14 @@ class _Source:
 
 
 class _Sink:
-    def __init__(self, runner: SinkRunner, data: MemorySocket, acks: queue.Queue[bytes]) -> None:
-        self.runner, self._data, self._acks = runner, data, acks
+    def __init__(self, runner: SinkRunner, data: MemorySocket, acks: queue.Queue[bytes],
+                 started: Dict[str, Any]) -> None:
+        self.runner, self._data, self._acks, self.started = runner, data, acks, started
+
+    @property
+    def state(self) -> State:
+        """The instance's ``ctx.state``."""
+        return self.runner.ctx.state
 
     def send(self, payload: Union[bytes, Any], timeout: float = 5.0) -> Optional[str]:
         """Deliver one payload (bytes, or a value sent as eKuiper's JSON); with requireAck return its ack
@@ -134,14 +149,34 @@ class _Function:
             args = tuple(aggregate_args(args))
         return self.call("Exec", [*args, func_context(rule, op, instance, func_id)])
 
+    def state(self, rule: str = "rule1", op: str = "op1", instance: int = 0, func_id: int = 0) -> State:
+        """The ``ctx.state`` the function sees when called from ``rule``/``op``/``instance`` at ``func_id``."""
+        sym = self.handler.sym
+        return State(self.handler.stores.store(self.handler.plugin),
+                     Scope("function", sym.name, rule, op, instance, func_id))
+
+
+Handle = Union[_Source, _Sink]
+
 
 class InProcess:
-    """Run a plugin's symbols in this process. ``target`` is a :class:`Plugin` or a target string."""
+    """Run a plugin's symbols in this process. ``target`` is a :class:`Plugin` or a target string.
 
-    def __init__(self, target: Union[Plugin, str]) -> None:
+    ``state`` is where ``ctx.state`` lives: a folder or a ``redis://`` URL, kept after :meth:`close` (so a second
+    ``InProcess`` resumes from it); by default a private folder removed by :meth:`close`.
+    """
+
+    def __init__(self, target: Union[Plugin, str], state: Union[str, os.PathLike[str], None] = None) -> None:
         plugin = target if isinstance(target, Plugin) else load_target(target)
         self.model: PluginModel = plugin.model()
         self._running: List[Any] = []
+        self._scratch: Optional[str] = None
+        self.stores = Stores(parse_location(os.fspath(state), "InProcess(state=...)")) if state is not None \
+            else Stores(find=self._scratch_location)
+
+    def _scratch_location(self) -> Location:
+        self._scratch = tempfile.mkdtemp(prefix="ekdsl-state-")
+        return Location("sqlite", folder=self._scratch, origin="InProcess, removed at close")
 
     def __enter__(self) -> InProcess:
         return self
@@ -158,7 +193,7 @@ class InProcess:
     def _bind(self, sym: SymbolModel, control: Control) -> Tuple[Dict[str, Any], Any]:
         log = instance_logger(sym.name, sym.kind, control.meta)
         kwargs, config = bind_config(sym, control, log)
-        return kwargs, make_context(self.model.name, sym, control, config, log)
+        return kwargs, make_context(self.model.name, sym, control, config, log, self.stores)
 
     def source(self, name: str, config: Optional[Mapping[str, Any]] = None, datasource: str = "",
                rule: str = "rule1", op: str = "stream1", buffer: int = 1000) -> _Source:
@@ -171,7 +206,8 @@ class InProcess:
         runner = SourceRunner(sym, kwargs, ctx, sock, ctx.logger)
         runner.start()
         self._running.append(runner)
-        return _Source(runner, sock.queue)
+        return _Source(runner, sock.queue, {"name": name, "config": config, "datasource": datasource, "rule": rule,
+                                            "op": op, "buffer": buffer})
 
     def sink(self, name: str, config: Optional[Mapping[str, Any]] = None, rule: str = "rule1",
              op: str = "sink_0") -> _Sink:
@@ -184,14 +220,32 @@ class InProcess:
         runner = SinkRunner(sym, kwargs, ctx, data, ack, require_ack(control.config), ctx.logger)
         runner.start()
         self._running.append(runner)
-        return _Sink(runner, data, ack.queue)
+        return _Sink(runner, data, ack.queue, {"name": name, "config": config, "rule": rule, "op": op})
 
     def function(self, name: str) -> _Function:
         sym = self._symbol(Kind.FUNCTION, name)
-        return _Function(FunctionHandler(self.model.name, sym, instance_logger(sym.name, sym.kind)))
+        return _Function(FunctionHandler(self.model.name, sym, instance_logger(sym.name, sym.kind), self.stores))
+
+    def restart(self, handle: Handle) -> Handle:
+        """Stop a source or sink and start it again as its rule would be: same settings, same state."""
+        handle.stop()
+        if handle.runner in self._running:
+            self._running.remove(handle.runner)
+        if isinstance(handle, _Source):
+            return self.source(**handle.started)
+        return self.sink(**handle.started)
+
+    @property
+    def shared_state(self) -> State:
+        """The plugin's ``ctx.state.shared``."""
+        return State(self.stores.store(self.model.name), Scope("shared"))
 
     def close(self) -> None:
+        """Stop everything started; remove the private state folder (a ``state=`` given is kept)."""
         for runner in self._running:
             runner.stop()
         self._running.clear()
+        self.stores.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 

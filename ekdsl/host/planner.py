@@ -9,10 +9,10 @@ fields; a value of another type makes rule creation fail.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from ..goconf import go_duration
 from ..reserved import SINK_PROPERTIES, SOURCE_PROPERTIES, Reserved
 from ..transport import Timeout
 from .channels import HostError
@@ -20,29 +20,9 @@ from .host import SourceHandle
 
 __all__ = ["RateLimitedSource", "RuleError", "go_duration", "plan_sink", "plan_source"]
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
 
 class RuleError(HostError):
     """eKuiper would refuse to create the rule (the text is eKuiper's reason)."""
-
-
-def go_duration(value: Any) -> float:
-    """Seconds, as ``cast.ToTimeDurationHookFunc`` decodes a ``DurationConf``; ``ValueError`` if it cannot."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a duration, got unconvertible type '{type(value).__name__}'")
-    if not isinstance(value, str):
-        return int(value) / 1000.0  # time.Duration(f) * time.Millisecond: the float is cut to an integer
-    text = value.strip()
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    if body == "0":
-        return 0.0
-    parts = _PART.findall(body)
-    if not body or "".join(n + u for n, u in parts) != body:
-        raise ValueError(f'time: invalid duration "{value}"')
-    return sign * sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 def _lookup(config: Mapping[str, Any], name: str) -> Tuple[Optional[str], Any]:

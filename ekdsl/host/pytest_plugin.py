@@ -2,8 +2,8 @@
 
 - ``ekuiper``: ``ekuiper(target, **options)`` returns a started :class:`~ekdsl.host.Emulator`, the plugin
   running in its own process, launched as eKuiper launches it; stopped after the test.
-- ``ekdsl_symbols``: ``ekdsl_symbols(target)`` returns an :class:`~ekdsl.host.InProcess` for fast unit
-  tests of symbols, without a process or sockets.
+- ``ekdsl_symbols``: ``ekdsl_symbols(target, **options)`` returns an :class:`~ekdsl.host.InProcess` for fast
+  unit tests of symbols, without a process or sockets (``state=`` as its constructor's).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ def ekuiper() -> Iterator[Callable[..., Emulator]]:
 
 
 @pytest.fixture
-def ekdsl_symbols() -> Iterator[Callable[[Any], InProcess]]:
+def ekdsl_symbols() -> Iterator[Callable[..., InProcess]]:
     opened: List[InProcess] = []
 
-    def open_(target: Any) -> InProcess:
-        ip = InProcess(target if not hasattr(target, "__fspath__") else str(target))
+    def open_(target: Any, **options: Any) -> InProcess:
+        ip = InProcess(target if not hasattr(target, "__fspath__") else str(target), **options)
         opened.append(ip)
         return ip
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import sys
 from typing import Optional, Sequence
 
 from ..codec import SETTING_ERROR, json_backend
@@ -44,15 +45,25 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
             log.warning("ignoring an argument that is not JSON: %r", args[0][:200])
     if SETTING_ERROR is not None:  # a wrong environment variable must not keep the plugin from serving
         log.warning("%s; using %s", SETTING_ERROR, json_backend())
-    if name:
-        server = PluginServer(None, log, name=name)
-        install_signal_handlers(server)
-        return server.serve(load=lambda: _load(target, log))
     try:
-        model = _load(target, log)
-    except EkdslError as exc:
-        log.error("%s", exc)
-        return 1
-    server = PluginServer(model, log)
-    install_signal_handlers(server)
-    return server.serve()
+        if name:
+            server = PluginServer(None, log, name=name)
+            install_signal_handlers(server)
+            return server.serve(load=lambda: _load(target, log))
+        try:
+            model = _load(target, log)
+        except EkdslError as exc:
+            log.error("%s", exc)
+            return 1
+        server = PluginServer(model, log)
+        install_signal_handlers(server)
+        return server.serve()
+    finally:
+        _close_state()
+
+
+def _close_state() -> None:
+    """Close the state stores the symbols opened (ekdsl.state is loaded only by a symbol that used it)."""
+    store = sys.modules.get("ekdsl.state.store")
+    if store is not None:
+        store.close_default_stores()

@@ -64,8 +64,10 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
 
 
 def make_context(plugin: str, sym: SymbolModel, control: Control, config: Mapping[str, Any],
-                 logger: logging.Logger) -> Context:
+                 logger: logging.Logger, stores: Any = None) -> Context:
+    """The context of a source or sink instance; ``stores``: where its state lives (``None``: the process's)."""
     meta = control.meta
     return Context(plugin=plugin, symbol=sym.name, rule_id=meta.rule_id, op_id=meta.op_id,
-                   instance_id=meta.instance_id, config=dict(config), logger=logger)
+                   instance_id=meta.instance_id, config=dict(config), logger=logger, kind=str(sym.kind),
+                   stores=stores)
 

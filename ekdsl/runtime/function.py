@@ -28,8 +28,8 @@ _STATE_TRUE = b'{"state":true,"result":'  # encode_func_reply(True, x) is this, 
 class FunctionHandler:
     """Pure request → reply logic for one function (no sockets)."""
 
-    def __init__(self, plugin: str, sym: SymbolModel, logger: logging.Logger) -> None:
-        self.plugin, self.sym, self.log = plugin, sym, logger
+    def __init__(self, plugin: str, sym: SymbolModel, logger: logging.Logger, stores: Any = None) -> None:
+        self.plugin, self.sym, self.log, self.stores = plugin, sym, logger, stores
         self.calls = 0
         self.invoker = Invoker(sym)
         self._contexts: Dict[str, Context] = {}
@@ -145,7 +145,8 @@ class FunctionHandler:
             if len(self._contexts) >= 1024:
                 self._contexts.clear()
             ctx = Context(plugin=self.plugin, symbol=self.sym.name, rule_id=meta.rule_id, op_id=meta.op_id,
-                          instance_id=meta.instance_id, func_id=meta.func_id, logger=self.log)
+                          instance_id=meta.instance_id, func_id=meta.func_id, logger=self.log, kind="function",
+                          stores=self.stores)
             self._contexts[key] = ctx
         return ctx
 

@@ -189,8 +189,12 @@ class PluginServer:
             self.start_functions()
             return
         log = instance_logger(sym.name, sym.kind, ctrl.meta)
-        kwargs, config = self._bind(sym, ctrl, log)
         key = ctrl.meta.key
+        if self._keep_running(key, ctrl):
+            log.info("started again with the same settings while running (a rule restart, or eKuiper's replay "
+                     "after a plugin restart); the running instance goes on")
+            return
+        kwargs, config = self._bind(sym, ctrl, log)
         with self._lock:
             old = self.instances.pop(key, None)
             if old is not None:  # a restart whose stop comes after this start: that stop is the old run's
@@ -205,6 +209,18 @@ class PluginServer:
             self.instances[key] = _Instance(ctrl, runner)
         runner.start()
         log.info("started")
+
+    def _keep_running(self, key: str, ctrl: Control) -> bool:
+        """A start for an instance that runs with exactly these settings keeps it: eKuiper sends one when a quick
+        rule restart's stop comes late, and after a plugin restart (its replay, then the rule's own start);
+        restarting would emit again what the running instance already emitted. Its stop, if one comes within
+        :data:`RESTART_WINDOW`, is taken for the previous run's."""
+        with self._lock:
+            inst = self.instances.get(key)
+            if inst is None or inst.control != ctrl or inst.runner.done.is_set():
+                return False
+            self._late_stops.setdefault(key, []).append((ctrl, self.clock() + RESTART_WINDOW))
+            return True
 
     def start_functions(self) -> None:
         """Serve every declared function (eKuiper replays only the last function start after a restart); a

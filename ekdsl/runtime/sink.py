@@ -16,6 +16,7 @@ from ..protocol import ACK_OK, DIAL_ATTEMPTS, DIAL_INTERVAL, Meta, ack_error, ac
 from ..transport import Closed, Socket, Timeout, open_socket
 from ..types import coerce
 from .failure import describe
+from .resend import ResendRecord
 
 __all__ = ["SinkRunner", "shape_item", "shape_items", "split_items"]
 
@@ -97,6 +98,7 @@ class SinkRunner:
         self.ack.send_timeout = 1.0
         self.received = 0
         self.failed = 0
+        self._resend = ResendRecord.for_sink(ctx, log) if require_ack else None  # with enableCache only
         self.done = threading.Event()
         self._gen: Any = None
         self._loop: Any = None  # an asyncio loop, for async sinks only (asyncio loads lazily)
@@ -169,10 +171,13 @@ class SinkRunner:
             items = []
             errors.append((0, str(exc)))
             self.log.error("message %d does not fit the sink: %s", self.received, exc)
+        skip = self._resend.skipped(payload) if self._resend is not None else frozenset()
         for n, item in enumerate(items, 1):
-            error = self._attempt(item)
+            error = "" if n in skip else self._attempt(item)
             if error:
                 errors.append((n, error))
+        if self._resend is not None:
+            self._resend.settle(payload, len(items), {n for n, _ in errors}, skip)
         if errors:
             self.failed += 1
         if self.require_ack:

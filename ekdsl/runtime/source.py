@@ -91,12 +91,12 @@ class SourceRunner:
         it = iter(self._call())
         stopped = self.ctx.stop_event.is_set
         try:
+            # After a stop the generator still runs up to its next yield, so the code after the last sent row's
+            # yield (saving a cursor) runs; what it yields then is not sent.
             for item in it:
                 if stopped():
                     break
                 self._emit(item)
-                if stopped():
-                    break
         finally:
             close = getattr(it, "close", None)
             if close is not None:

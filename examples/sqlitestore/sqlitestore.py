@@ -1,9 +1,15 @@
-"""A database sink with acks: every event of a rule goes into SQLite in one transaction.
+"""A database sink with acks: every event of a rule goes into SQLite in one transaction, exactly once.
 
 Declared with ``require_ack=True``: the rule should set ``requireAck`` so that eKuiper waits for each
-message's ack (and, with ``enableCache``, resends the ones whose ack is an error):
+message's ack, and ``enableCache`` so that it sends a message whose ack is an error again until it succeeds:
 
-    {"sqlite_store": {"path": "/var/lib/ekuiper/rows.db", "table": "meters", "requireAck": true}}
+    {"sqlite_store": {"path": "/var/lib/ekuiper/rows.db", "table": "meters", "requireAck": true,
+                      "enableCache": true, "batchSize": 10}}
+
+An event that fails (the database is locked, the disk full) is rolled back whole, and the message's ack is an
+error. eKuiper resends the whole message, but the events of it that were stored are not delivered again: the
+runtime keeps what succeeded in the sink's state (see docs/state.md), also across a plugin restart. So each
+event is stored once.
 
 Export it with ``python -m ekdsl export examples/sqlitestore/sqlitestore.py --zip``.
 """
@@ -18,7 +24,7 @@ from typing import Annotated, Generator
 
 from ekdsl import Context, Param, Plugin
 
-plugin = Plugin("sqlitestore", version="1.0.0", author="ekdsl", description="Store rule results in SQLite.")
+plugin = Plugin("sqlitestore", version="1.1.0", author="ekdsl", description="Store rule results in SQLite.")
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

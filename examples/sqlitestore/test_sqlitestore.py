@@ -43,3 +43,24 @@ def test_under_the_emulator(ekuiper, tmp_path):
     assert snk.send(b'[{"kwh": 2.5}, {"kwh": 3}]') is None
     emu.stop(snk)
     assert stored(db, "meters") == [{"kwh": 1.5}, {"kwh": 2.5}, {"kwh": 3}]
+
+
+def test_a_resent_message_stores_each_event_once(ekuiper, tmp_path):
+    """With enableCache eKuiper resends a message whose ack was an error; the events stored the first time
+    are not stored again. A trigger refuses one event while a row of 'blocked' names it (a passing fault)."""
+    db = tmp_path / "r.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE meters (id INTEGER PRIMARY KEY, at REAL, row TEXT)")
+        conn.execute("CREATE TABLE blocked (row TEXT)")
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON meters WHEN NEW.row IN (SELECT row FROM blocked) "
+                     "BEGIN SELECT RAISE(ABORT, 'busy, try later'); END")
+        conn.execute("""INSERT INTO blocked VALUES ('{"n": 2}')""")
+    emu = ekuiper(PLUGIN)
+    snk = emu.start_sink("sqlite_store", {"path": str(db), "table": "meters", "requireAck": True,
+                                          "enableCache": True, "batchSize": 3})
+    batch = [[{"n": 1}], [{"n": 2}], [{"n": 3}]]  # one message of three events
+    assert snk.send(batch) == "event 2 of 3: IntegrityError: busy, try later"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM blocked")
+    assert snk.send(batch) is None  # eKuiper's resend: only the event that failed is delivered
+    assert stored(db, "meters") == [{"n": 1}, {"n": 3}, {"n": 2}]

@@ -1,4 +1,4 @@
-"""Numeric aggregate functions: mean, exponentially weighted mean, percentile.
+"""Numeric functions: mean, exponentially weighted mean, percentile of a group; a moving baseline per rule.
 
 In an aggregate call each column argument arrives as the list of the group's values (nulls included);
 a constant argument (``0.5`` in ``ewma(kwh, 0.5)``) arrives as a list too, one copy per row, and a
@@ -6,6 +6,11 @@ parameter that is not a list takes its first value. So declare columns as ``list
 and constants as plain ``float``:
 
     SELECT mean_of(kwh), ewma(kwh, 0.3), pctl(kwh, 95) FROM meters GROUP BY TumblingWindow(ss, 10)
+
+``baseline_delta`` is a plain function that remembers: each call site of each rule keeps its own baseline in
+``ctx.state``, which survives restarts of the rule, the plugin and eKuiper:
+
+    SELECT kwh, baseline_delta(kwh, 0.1) AS jump FROM meters
 
 Export it with ``python -m ekdsl export examples/stats/stats.py --zip``.
 """
@@ -15,9 +20,9 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from ekdsl import Plugin
+from ekdsl import Context, Plugin
 
-plugin = Plugin("stats", version="1.0.0", author="ekdsl", description="Aggregate statistics for windows.")
+plugin = Plugin("stats", version="1.1.0", author="ekdsl", description="Aggregate statistics for windows.")
 
 
 def _numbers(values: list[Optional[float]]) -> list[float]:
@@ -54,3 +59,16 @@ def pctl(values: list[Optional[float]], q: float) -> Optional[float]:
     low = math.floor(pos)
     high = min(low + 1, len(nums) - 1)
     return nums[low] + (nums[high] - nums[low]) * (pos - low)
+
+
+@plugin.function(example="baseline_delta(kwh, 0.1)")
+def baseline_delta(ctx: Context, value: Optional[float], alpha: float = 0.1) -> Optional[float]:
+    """How far ``value`` is from this rule's moving baseline (the exponentially weighted mean of the values
+    before it, weighing each new one ``alpha``); null for the first value, and for a null value."""
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    if value is None or not math.isfinite(value):
+        return None
+    base = ctx.state.get("baseline")
+    ctx.state.put("baseline", value if base is None else alpha * value + (1 - alpha) * base)
+    return None if base is None else value - base

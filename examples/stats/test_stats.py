@@ -32,3 +32,19 @@ def test_as_ekuiper_calls_them(ekuiper):
     ok, error = emu.function("pctl").exec([1, 2], [250, 250])
     assert not ok and "q must be between 0 and 100" in error
     assert emu.function("mean_of").validate({"Col": "kwh"}) == (True, "")
+
+
+def test_each_rule_keeps_its_own_baseline(ekdsl_symbols):
+    fn = ekdsl_symbols(PLUGIN).function("baseline_delta")
+    assert [fn.exec(v, 0.5, rule="r1")[1] for v in (10.0, 20.0, 15.0)] == [None, 10.0, 0.0]
+    assert fn.exec(100.0, 0.5, rule="r2") == (True, None)  # another rule: its own baseline
+    assert fn.exec(15.0, 0.5, rule="r1", func_id=1) == (True, None)  # another call site of the same rule
+    assert fn.state(rule="r1").get("baseline") == 15.0
+
+
+def test_the_baseline_survives_a_plugin_restart(ekuiper):
+    emu = ekuiper(PLUGIN)
+    fn = emu.function("baseline_delta")
+    assert [fn.exec(v, 0.5, rule="r1")[1] for v in (10.0, 20.0)] == [None, 10.0]
+    emu.restart_plugin()  # SIGKILL and a new process, as eKuiper's update does
+    assert fn.exec(21.0, 0.5, rule="r1") == (True, 6.0)
