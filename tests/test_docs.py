@@ -3,7 +3,7 @@
 For each document, its ``python`` blocks are joined into ``plugin.py`` in a fresh folder and run (a block
 whose first line is ``# file: NAME`` is written to ``NAME`` instead); then its ``console`` lines that start
 with ``$ python -m ekdsl`` or ``$ python -m pytest`` run there, in order, and must succeed. Every page has
-at least one runnable example.
+at least one runnable example. ``$ serve run`` lines (Ray Serve) run in tests/test_ray_serve.py (``-m ray``).
 """
 
 from __future__ import annotations
