@@ -58,3 +58,11 @@ def test_instances_benchmark_run(tmp_path):
         assert figures["2+0"]["fds"] <= idle["fds"] + 2
         assert figures["0+2"]["fds"] <= idle["fds"] + 6
         assert figures["2+2"]["threads"] <= idle["threads"] + 4
+
+
+def test_ray_replicas_benchmark_takes_its_arguments():
+    """Its run needs Ray (tests/test_ray_serve.py runs it with -m ray); here it explains itself."""
+    proc = subprocess.run([sys.executable, "benchmarks/ray_replicas.py", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "--replicas" in proc.stdout and "--burn-ms" in proc.stdout and "--json" in proc.stdout

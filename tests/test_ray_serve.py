@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import shlex
@@ -35,6 +36,19 @@ from .test_service import CASES, portable, unwrap  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300),
               pytest.mark.filterwarnings("ignore:The `metrics_interval_s` field:DeprecationWarning")]
+
+
+def test_replica_benchmark_runs(tmp_path):
+    """benchmarks/ray_replicas.py, briefly and with one replica count, on a cluster of its own (first: none other
+    runs yet)."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "benchmarks/ray_replicas.py", "--seconds", "0.3", "--replicas", "2",
+                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    assert sorted(results) == sorted(f"{server}|{call}|{clients}" for server in ("uvicorn, 1 proc", "ray, 2 replicas")
+                                     for call in ("add", "burn") for clients in (1, 8))
+    assert all(r["calls"] > 0 for r in results.values())
 
 
 @pytest.fixture(scope="module")
