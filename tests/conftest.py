@@ -164,7 +164,8 @@ def official_sdk_alone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         yield
 
 
-SOAK_FIGURES: list = []  # a test appends its figures; they travel in its report (also from an xdist worker)
+SOAK_FIGURES: list = []  # a test appends its figures (text, or (label, text)); they travel in its report (also from
+# an xdist worker)
 _SHOWN: list = []
 
 
@@ -173,20 +174,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
     while SOAK_FIGURES:
-        report.user_properties.append(("reliability", SOAK_FIGURES.pop(0)))
+        figure = SOAK_FIGURES.pop(0)
+        report.user_properties.append(tuple(figure) if isinstance(figure, (tuple, list)) else ("reliability", figure))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    _SHOWN.extend(value for key, value in report.user_properties if key == "reliability")
+    _SHOWN.extend((key, value) for key, value in report.user_properties if key in ("reliability", "ray"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the soak and cycle figures (rows, losses, RSS, threads, fds) at the end of the run."""
+    """Print the soak and cycle figures (rows, losses, RSS, threads, fds) and the Ray Serve ones at the end of the
+    run."""
     if _SHOWN:
         write = terminalreporter.write_line
         write("")
-        for line in _SHOWN:
-            write(f"reliability: {line}")
+        for label, line in _SHOWN:
+            write(f"{label}: {line}")
 
 
 def start_stop_cycle(h: Any, out: Path) -> None:

@@ -74,13 +74,15 @@ def jsonpb(method: str, args: Sequence[Any]) -> bytes:
 
 
 class RestClient:
-    """``httpExecutor``: POST /<method>, JSON body; the reply by content type; one keep-alive connection."""
+    """``httpExecutor``: POST <prefix>/<method> (the service's address may have a path), JSON body; the reply by
+    content type; one keep-alive connection."""
 
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
+    def __init__(self, port: int, timeout: float = 10.0, prefix: str = "") -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.prefix = prefix
 
     def call(self, method: str, *args: Any, body: Optional[bytes] = None) -> Any:
-        self.conn.request("POST", f"/{method}", body=jsonpb(method, args) if body is None else body,
+        self.conn.request("POST", f"{self.prefix}/{method}", body=jsonpb(method, args) if body is None else body,
                           headers={"Content-Type": "application/json"})
         resp = self.conn.getresponse()
         data = resp.read()

@@ -83,3 +83,11 @@ def test_state_benchmark_run(tmp_path):
     assert {"SQLite", "SQLite, sync full"} <= set(figures["calls"]) and "no state" in figures["source"]
     assert all(f["put_per_s"] > 0 and f["get_per_s"] > 0 for f in figures["calls"].values())
     assert all(f["rows_per_s"] > 0 for f in figures["source"].values())
+
+
+def test_ray_replicas_benchmark_takes_its_arguments():
+    """Its run needs Ray (tests/test_ray_serve.py runs it with -m ray); here it explains itself."""
+    proc = subprocess.run([sys.executable, "benchmarks/ray_replicas.py", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "--replicas" in proc.stdout and "--burn-ms" in proc.stdout and "--json" in proc.stdout

@@ -5,7 +5,7 @@ whose first line is ``# file: NAME`` is written to ``NAME`` instead); then its `
 with ``$ python -m ekdsl``, ``$ python -m pytest``, ``$ python -m gunicorn`` or ``$ python -m uvicorn`` (after
 ``NAME=value`` environment settings) run there, in order, and must succeed; a server (``ekdsl service``,
 gunicorn, uvicorn) must start serving on a free port and stop on SIGTERM with status 0. Every page has at least
-one runnable example.
+one runnable example. ``$ serve run`` lines (Ray Serve) run in tests/test_ray_serve.py (``-m ray``).
 """
 
 from __future__ import annotations

@@ -348,3 +348,49 @@ def test_gunicorn_with_several_workers_answers_as_the_portable_runtime(emulator,
             c.close()
         assert server.stop() == 0
     assert "Shutting down: Master" in "".join(server.output)
+
+
+def test_rest_app_mounted_under_a_prefix_takes_the_function_from_the_rest_of_the_path():
+    import asyncio
+
+    from ekdsl.plugin import load_target
+    from ekdsl.service.calls import Calls
+    from ekdsl.service.functions import Functions
+    from ekdsl.service.rest import RestApp
+
+    app = RestApp(Calls(Functions(load_target(str(PLUGIN)).model())))
+
+    async def post(path: str, root: str) -> Tuple[int, bytes]:
+        sent: List[Dict[str, Any]] = []
+        body = [{"type": "http.request", "body": b'{"a": "2", "b": "3"}', "more_body": False}]
+
+        async def receive() -> Dict[str, Any]:
+            return body.pop(0)
+
+        async def send(message: Dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "method": "POST", "path": path, "root_path": root, "headers": []}, receive, send)
+        return sent[0]["status"], sent[1]["body"]
+
+    try:
+        assert asyncio.run(post("/geo/add", "/geo")) == (200, b"5")  # Ray Serve's route_prefix="/geo"
+        assert asyncio.run(post("/add", "")) == (200, b"5")
+        assert asyncio.run(post("/geo/add", ""))[0] == 404
+    finally:
+        app.calls.close()
+
+
+def test_service_settings_from_text_or_numbers_name_the_one_at_fault():
+    from ekdsl.errors import UsageError
+    from ekdsl.service.options import from_env, from_values
+
+    assert from_values({"call_timeout": 2, "max_body": 4096, "grace": "0.5"}, str)[3:] == from_values(
+        {"call_timeout": "2", "max_body": "4096", "grace": 0.5}, str)[3:]
+    for values, error in [({"max_body": 1.5}, "max_body=1.5 is not a valid int"),
+                          ({"call_timeout": True}, "call_timeout=True is not a valid float"),
+                          ({"call_timeout": "0"}, "call_timeout must be a positive number of seconds")]:
+        with pytest.raises(UsageError, match=error):
+            from_values(values, lambda name: name)
+    with pytest.raises(UsageError, match="EKDSL_SERVICE_MAX_BODY='x' is not a valid int"):
+        from_env({"EKDSL_SERVICE_MAX_BODY": "x"})

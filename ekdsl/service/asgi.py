@@ -11,13 +11,14 @@ import os
 from typing import Optional
 
 from ..errors import UsageError
+from ..model import PluginModel
 from ..plugin import load_target
 from .calls import Calls, Limits
 from .functions import Functions
-from .options import ENV_PREFIX, from_env
+from .options import ENV_PREFIX, Options, from_env
 from .rest import RestApp
 
-__all__ = ["app"]
+__all__ = ["app", "rest_app"]
 
 
 def app(target: Optional[str] = None) -> RestApp:
@@ -25,7 +26,10 @@ def app(target: Optional[str] = None) -> RestApp:
     target = target or os.environ.get(ENV_PREFIX + "TARGET", "")
     if not target:
         raise UsageError(f"no plugin to serve: call app('plugin.py') or set {ENV_PREFIX}TARGET")
-    options = from_env(os.environ)
-    model = load_target(target).model()
+    return rest_app(load_target(target).model(), target, from_env(os.environ))
+
+
+def rest_app(model: PluginModel, target: str, options: Options) -> RestApp:
+    """The REST application serving ``model``'s functions (loaded from ``target``) with ``options``."""
     calls = Calls(Functions(model), Limits(options.call_timeout, options.concurrency, options.workers), target)
     return RestApp(calls, options.max_body, options.body_timeout, options.grace)

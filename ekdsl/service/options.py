@@ -3,11 +3,12 @@ options, so it imports nothing heavy)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, NamedTuple, Tuple
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Tuple
 
 from ..errors import UsageError
 
-__all__ = ["DEFAULT_TIMEOUT", "ENV_PREFIX", "PROTOCOLS", "Options", "check", "from_env", "parse_listen"]
+__all__ = ["DEFAULT_TIMEOUT", "ENV_PREFIX", "PROTOCOLS", "Options", "check", "flag", "from_env", "from_values",
+           "parse_listen"]
 
 DEFAULT_TIMEOUT = 4.0  # eKuiper's executors give up after a fixed 5 s (internal/service/executors.go NewExecutor)
 
@@ -39,20 +40,25 @@ def parse_listen(text: str) -> Tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def check(options: Options) -> None:
-    """Refuse settings no server can run with, naming the option."""
+def flag(name: str) -> str:
+    """The command-line option of a setting: ``call_timeout`` → ``--call-timeout``."""
+    return "--" + name.replace("_", "-")
+
+
+def check(options: Options, label: Callable[[str], str] = flag) -> None:
+    """Refuse settings no server can run with, naming each setting as ``label`` spells it."""
     if options.protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {options.protocol!r}: use one of {', '.join(PROTOCOLS)}")
     for name in ("call_timeout", "header_timeout", "body_timeout", "idle_timeout"):
         if not getattr(options, name) > 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+            raise UsageError(f"{label(name)} must be a positive number of seconds")
     if options.grace < 0:
-        raise UsageError("--grace must be 0 or more seconds")
+        raise UsageError(f"{label('grace')} must be 0 or more seconds")
     for name in ("concurrency", "max_body", "max_connections", "backlog"):
         if getattr(options, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+            raise UsageError(f"{label(name)} must be at least 1")
     if options.workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {options.workers}")
+        raise UsageError(f"{label('workers')} must be 0 or more, got {options.workers}")
 
 
 ENV_PREFIX = "EKDSL_SERVICE_"
@@ -61,15 +67,28 @@ ENV_PREFIX = "EKDSL_SERVICE_"
 def from_env(environ: Mapping[str, str]) -> Options:
     """:class:`Options` from ``EKDSL_SERVICE_<NAME>`` variables (``EKDSL_SERVICE_CALL_TIMEOUT=2``), for servers
     that build the application themselves (uvicorn's or gunicorn's command line); the others keep their defaults."""
-    values: Dict[str, Any] = {}
-    for name, default in Options._field_defaults.items():
-        text = environ.get(ENV_PREFIX + name.upper())
-        if text is None:
-            continue
+    given = {name: environ[ENV_PREFIX + name.upper()] for name in Options._fields
+             if ENV_PREFIX + name.upper() in environ}
+    return from_values(given, lambda name: ENV_PREFIX + name.upper())
+
+
+def from_values(values: Mapping[str, Any], label: Callable[[str], str]) -> Options:
+    """Checked :class:`Options` from ``{field: value}``, each value text or of the field's type; ``label`` names a
+    field in errors. Fields left out keep their defaults."""
+    typed: Dict[str, Any] = {}
+    for name, value in values.items():
+        kind = type(Options._field_defaults[name])
         try:
-            values[name] = type(default)(text)
+            typed[name] = _typed(kind, value)
         except ValueError:
-            raise UsageError(f"{ENV_PREFIX}{name.upper()}={text!r} is not a valid {type(default).__name__}") from None
-    options = Options(**values)
-    check(options)
+            raise UsageError(f"{label(name)}={value!r} is not a valid {kind.__name__}") from None
+    options = Options(**typed)
+    check(options, label)
     return options
+
+
+def _typed(kind: Callable[[Any], Any], value: Any) -> Any:
+    """``value`` as ``kind``: parsed from text, or an int where a float goes; anything else is a ValueError."""
+    if isinstance(value, str) or type(value) is kind or (kind is float and type(value) is int):
+        return kind(value)
+    raise ValueError(value)

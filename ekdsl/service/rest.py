@@ -90,7 +90,10 @@ class RestApp:
                 return
 
     async def _http(self, scope: Dict[str, Any], receive: Receive, send: Send) -> None:
-        method = scope["path"].strip("/")
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted under a prefix (Ray Serve's route_prefix): the rest names it
+            path = path[len(root):]
+        method = path.strip("/")
         verb = scope["method"]
         if verb == "GET" and method == "healthz":
             stopping = self.calls.closing
