@@ -2,6 +2,7 @@
 
     python benchmarks/services.py              # 2 s per path
     python benchmarks/services.py --seconds 0.3 --json out.json
+    python benchmarks/services.py --ray        # and the Ray Serve replica table (needs pip install -e '.[ray]')
 
 The portable path is the emulator's host calling ``Exec`` over nng IPC (one call at a time, as one rule does);
 the services are ``python -m ekdsl service`` processes called by clients that send what eKuiper's rest, grpc and
@@ -73,6 +74,8 @@ def main(argv: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each path (default 2)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--ray", action="store_true",
+                        help="also print the Ray Serve table: 1, 2 and 4 replicas (benchmarks/ray_replicas.py)")
     parser.add_argument("--body-mib", type=float, action="append", default=None, metavar="MIB",
                         help="REST body sizes for the memory table (repeatable; default 1 and 8)")
     args = parser.parse_args(argv)
@@ -112,6 +115,12 @@ def main(argv: Any = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"calls": results, "body_memory": memory}, indent=2),
                                    encoding="utf-8")
+    if args.ray:
+        print()
+        sys.path.insert(0, str(HERE))
+        import ray_replicas
+
+        return int(ray_replicas.main(["--seconds", str(args.seconds)]))
     return 0
 
 
