@@ -84,3 +84,14 @@ def test_rulesets_are_imported_data_first_and_entry_by_entry(tmp_path):
     put(tmp_path, "etc/init.json", {"rules": {"r1": {"id": "r1"}}})
     assert any(w.startswith("fail to import ruleset: ") and "rules['r1'] is an object" in w
                for w in boot(str(tmp_path)).warnings)
+
+
+def test_metadata_of_lookup_sources_is_read_like_any_registered_source(tmp_path):
+    (tmp_path / "plugins" / "portable").mkdir(parents=True)
+    put(tmp_path, "etc/mqtt_source.json", ABOUT)
+    for name in ("redis", "memory", "edgex"):  # redis is a lookup source only; edgex is not in this build
+        put(tmp_path, f"etc/sources/{name}.json", ABOUT)
+    (tmp_path / "etc" / "sinks").mkdir()
+    booted = boot(str(tmp_path))
+    assert sorted(booted.sources) == ["memory", "redis"]
+    assert booted.warnings == ["Find source metadata file but not installed : edgex.json"]  # as kuiperd logs

@@ -32,7 +32,7 @@ from ..deploy.ruleset import Ruleset, parse
 from ..errors import PackagingError
 from ..kinds import Kind
 from ..lint import array_defaults
-from ..reserved import BUILTIN_SOURCES
+from ..reserved import BUILTIN_LOOKUP_SOURCES, BUILTIN_SOURCES
 from .install import Installed
 
 __all__ = ["Boot", "boot"]
@@ -152,7 +152,7 @@ def _metadata_dir(folder: str, kind: Kind, keep: Callable[[str], bool], into: Di
 
 def _metadata(root: str, out: Boot) -> None:
     etc, data = os.path.join(root, "etc"), os.path.join(root, "data")
-    sources = set(BUILTIN_SOURCES) | set(out.symbols(Kind.SOURCE))
+    sources = BUILTIN_SOURCES | BUILTIN_LOOKUP_SOURCES | set(out.symbols(Kind.SOURCE))  # scan or lookup
     mqtt = _metadata_problem(_read(os.path.join(etc, "mqtt_source.json")), Kind.SOURCE)[1]
     if mqtt:
         out.warnings.append(f"{os.path.join(etc, 'mqtt_source.json')}: {mqtt}: no source metadata is loaded")
