@@ -152,7 +152,7 @@ def test_two_plugins_laid_out_as_ekuiper_boots_them(tmp_path, bare_python, monke
 
     booted = boot(str(root))
     assert booted.warnings == []
-    assert [t.split(":")[0] for t in booted.timing] == ["source 'bf_rows'"]  # seen once in 11 starts of kuiperd
+    assert [t.split(":")[0] for t in booted.timing] == ["source 'bf_rows'"]  # missed in 2 of 22 starts of kuiperd
     assert {n: (p.meta["sources"], p.meta["sinks"], p.meta["functions"], p.meta["version"])
             for n, p in booted.plugins.items()} == {"bfeed": (["bf_rows"], ["bf_file"], [], "1.0.0"),
                                                      "bgeo": ([], [], ["bg_where"], "2.0.0")}

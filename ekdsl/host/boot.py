@@ -146,7 +146,7 @@ def _metadata_dir(folder: str, kind: Kind, keep: Callable[[str], bool], into: Di
         if owner is not None:
             out.timing.append(f"source '{symbol}': eKuiper reads {name} at boot only if plugin '{owner}' has "
                               "registered by then (plugins register concurrently); otherwise GET "
-                              f"/metadata/sources/{symbol} answers 404 until the next start")
+                              f"/metadata/sources/{symbol} answers 400 until the next start")
     return True
 
 
