@@ -12,14 +12,14 @@ import json
 import os
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .archive import DEFAULT_LIMITS, Entry, Limits, Package, open_package
 from .errors import PackagingError
 from .kinds import Kind
 from .lint import SYMBOL_DIRS, Contents, json_kind, lint_metadata
 
-__all__ = ["Entry", "Finding", "Report", "check_opened", "check_package", "package_name"]
+__all__ = ["Entry", "Finding", "Report", "check_opened", "check_package", "package_name", "plugin_meta"]
 
 _LANGS = ("go", "python")
 _STRINGS = ("name", "version", "language", "executable", "virtualEnvType", "env")  # PluginMeta's fields
@@ -102,22 +102,30 @@ def _plugin_json(files: Contents, name: str, report: Report) -> Optional[Dict[st
         report.error(f"invalid json file {jname}: it is a {'symbolic link' if found.link else 'folder'}")
         return None
     try:
-        raw = json.loads(files.pkg.read(found).decode("utf-8"))
+        data = files.pkg.read(found)
     except PackagingError as exc:
         report.error(f"invalid json file {jname}: {exc}")
         return None
-    except (ValueError, UnicodeDecodeError) as exc:
-        report.error(f"invalid json file {jname}: {exc}")
-        return None
-    except RecursionError:
-        report.error(f"invalid json file {jname}: nested deeper than ekdsl reads (eKuiper: exceeded max depth "
-                     "past 10000 levels)")
-        return None
-    problems = _type_problems(raw, jname)
+    meta, problems = plugin_meta(data, name)
     for problem in problems:
         report.error(problem)
+    return meta
+
+
+def plugin_meta(data: bytes, name: str) -> Tuple[Optional[Dict[str, Any]], List[str]]:
+    """The plugin json's bytes as eKuiper reads them for plugin ``name`` (``json.Unmarshal`` into
+    ``PluginInfo``, then ``Validate``): its fields, or ``None`` and the errors, with eKuiper's texts."""
+    jname = f"{name}.json"
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, [f"invalid json file {jname}: {exc}"]
+    except RecursionError:
+        return None, [f"invalid json file {jname}: nested deeper than ekdsl reads (eKuiper: exceeded max depth "
+                      "past 10000 levels)"]
+    problems = _type_problems(raw, jname)
     if problems:
-        return None
+        return None, problems
     meta: Dict[str, Any] = {
         "name": raw.get("name", name),
         "language": raw.get("language") or "",
@@ -125,10 +133,8 @@ def _plugin_json(files: Contents, name: str, report: Report) -> Optional[Dict[st
         **{kind.folder: list(raw.get(kind.folder) or []) for kind in Kind},
         "version": raw.get("version") or "",
     }
-    for msg in _validate(meta, name):
-        report.error(msg)
-        return None
-    return meta
+    problems = _validate(meta, name)
+    return (None, problems) if problems else (meta, [])
 
 
 def _type_problems(raw: Any, jname: str) -> List[str]:

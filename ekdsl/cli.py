@@ -27,12 +27,17 @@ def _export(args: argparse.Namespace) -> int:
     from .plugin import load_target
     from .wheels import read_wheel
 
+    _layout_usage(args)
+    if args.output is None:
+        args.output = "dist"
     model = load_target(args.target).model()
     if args.service:
         return _export_service(model, args)
     wheels = [read_wheel(path) for path in args.wheel]
     executable = args.executable or EXECUTABLE
     bundle = _bundle(model, args)
+    if args.layout:
+        return _export_layout(model, args, wheels, bundle, executable)
     if args.check:
         report = diff_export(model, args.output, make_zip=args.zip, vendor=not args.no_vendor, wheels=wheels,
                              bundle=bundle, executable=executable)
@@ -56,6 +61,46 @@ def _export(args: argparse.Namespace) -> int:
     _print_requirements(model, bundle)
     if result.zip_path:
         print(f"zip: {result.zip_path}")
+    return 0
+
+
+def _layout_usage(args: argparse.Namespace) -> None:
+    """Refuse options that do not go with ``--layout``, or that only go with it."""
+    if args.layout:
+        clash = [flag for flag, on in (("-o", args.output is not None), ("--zip", args.zip), ("--check", args.check),
+                                       ("--service", args.service)) if on]
+        if clash:
+            raise UsageError(f"--layout writes the plugin into an eKuiper root instead of an export folder, so "
+                             f"{clash[0]} does not apply: drop it, or export twice")
+        return
+    alone = [flag for flag, on in (("--provision", args.provision), ("--python", args.python),
+                                   ("--no-install", args.no_install)) if on]
+    if alone:
+        raise UsageError(f"{alone[0]} is an option of --layout ROOT: add --layout")
+
+
+def _export_layout(model: PluginModel, args: argparse.Namespace, wheels: Any, bundle: Optional[Bundle],
+                   executable: str) -> int:
+    from .deploy.provision import load
+    from .package import layout
+
+    provision = load(args.provision) if args.provision else None
+    done = layout(model, args.layout, vendor=not args.no_vendor, wheels=wheels, bundle=bundle,
+                  executable=executable, provision=provision, install=not args.no_install, python=args.python)
+    counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in Kind)
+    print(f"laid out plugin '{model.name}' {model.version} ({counts}) in {done.root} for eKuiper to load at boot:")
+    for path in done.written:
+        print(f"  {path}")
+    for path in done.removed:
+        print(f"  removed {path} (a symbol the plugin no longer has)")
+    _print_requirements(model, bundle)
+    if done.install_output:
+        print(done.install_output.rstrip())
+    elif done.install_script:
+        print(f"install.sh not run (--no-install): run 'sh {done.install_script}' with the Python eKuiper runs "
+              "plugins with before eKuiper starts")
+    for change in done.init_changes:
+        print(f"etc/init.json: {change}")
     return 0
 
 
@@ -153,7 +198,7 @@ def _state_arguments(p: argparse.ArgumentParser) -> None:
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="module, module:attr, or path to a .py file")
-    p.add_argument("-o", "--output", default="dist", help="output folder (default: dist)")
+    p.add_argument("-o", "--output", help="output folder (default: dist)")
     p.add_argument("--zip", action="store_true", help="also write <output>/<name>.zip")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff if out of date")
     p.add_argument("--no-vendor", action="store_true",
@@ -180,6 +225,18 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
                         "POST /services, the functions being served at ADDRESS (HOST:PORT or a URL)")
     p.add_argument("--protocol", choices=("rest", "grpc", "msgpack-rpc"), default="rest",
                    help="the service protocol, with --service (default: rest)")
+    p.add_argument("--layout", metavar="ROOT",
+                   help="write the plugin into the eKuiper root ROOT (its etc/, data/ and plugins/) as eKuiper "
+                        "loads it at boot, instead of -o DIR: plugins/portable/<name>/, etc/sources|sinks|functions/")
+    p.add_argument("--provision", metavar="FILE",
+                   help="with --layout: add the streams, tables and rules of FILE (as deploy --provision reads "
+                        "it) to ROOT/etc/init.json, which eKuiper imports at boot")
+    p.add_argument("--python", metavar="BIN",
+                   help="with --layout: the Python eKuiper runs plugins with (its portable.pythonBin); install.sh "
+                        "builds the plugin's .venv from it (default: $KUIPER__PORTABLE__PYTHONBIN, python, python3)")
+    p.add_argument("--no-install", action="store_true",
+                   help="with --layout: do not run install.sh; run 'sh ROOT/plugins/portable/<name>/install.sh' "
+                        "yourself before eKuiper starts")
 
 
 def _check_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from .errors import PackagingError
 from .kinds import Kind
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .archive import Entry, Package
     from .checks import Report
 
-__all__ = ["Contents", "json_kind", "lint_metadata", "property_names"]
+__all__ = ["Contents", "array_defaults", "json_kind", "lint_metadata", "property_names"]
 
 SYMBOL_DIRS = ("sources/", "sinks/", "functions/")
 
@@ -195,19 +195,25 @@ def _lint_reserved(kind: Kind, path: str, names: List[Any], report: Report) -> N
 
 
 def _lint_defaults(path: str, fields: List[Any], report: Report) -> None:
-    """``newField`` reads an array ``default`` as nested fields: an array of scalars fails to load."""
+    for name, default in array_defaults(fields):
+        report.error(f"{path}: property '{name}' has the array default {json.dumps(default)}, which eKuiper reads "
+                     "as nested fields and fails on; at boot that stops the loading of the rest of its metadata "
+                     "folder (internal/meta/sinkMeta.go newField): write [] and put the real default in the "
+                     "source yaml", lint=True)
+
+
+def array_defaults(fields: List[Any]) -> Iterator[Tuple[Any, List[Any]]]:
+    """(name, default) of each property whose array ``default`` eKuiper fails on: ``newField`` reads an array
+    ``default`` as nested fields, so an array of anything but objects fails to load."""
     for f in fields:
         if not isinstance(f, dict):
             continue
         default = f.get("default")
         if isinstance(default, list):
             if all(isinstance(item, dict) for item in default):
-                _lint_defaults(path, default, report)
+                yield from array_defaults(default)
             else:
-                report.error(f"{path}: property '{f.get('name')}' has the array default {json.dumps(default)}, "
-                             "which eKuiper reads as nested fields and fails on; at boot that stops the loading "
-                             "of the rest of its metadata folder (internal/meta/sinkMeta.go newField): write [] "
-                             "and put the real default in the source yaml", lint=True)
+                yield f.get("name"), default
 
 
 def property_names(element: Any) -> List[str]:

@@ -16,20 +16,24 @@ import re
 import sys
 import zipfile
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .deploy.bundle import MANIFEST, Bundle
 from .deploy.installer import INSTALL_SH, WHEELS_DIR, install_sh, main_prelude
 from .deploy.requirements import FILE_NAME as REQUIREMENTS_TXT
 from .deploy.requirements import collect as collect_requirements
 from .deploy.requirements import file_text as requirements_text
-from .errors import PackagingError
+from .errors import PackagingError, UsageError
 from .metadata import EXECUTABLE, metadata_files
 from .model import PluginModel
 from .outfiles import replace_tree, write_file
 from .wheels import Wheel, read_wheel
 
-__all__ = ["ExportResult", "check_executable", "diff_export", "export", "package_files", "write_zip"]
+if TYPE_CHECKING:
+    from .deploy.layout import Layout
+    from .deploy.provision import Provision
+
+__all__ = ["ExportResult", "check_executable", "diff_export", "export", "layout", "package_files", "write_zip"]
 
 FILE_MODE = 0o644
 EXEC_MODE = 0o755
@@ -257,12 +261,14 @@ def write_zip(files: Files, path: str) -> None:
     write_file(os.path.dirname(path) or ".", os.path.basename(path), zip_bytes(files))
 
 
-def _foreign(name: str) -> Callable[[str], Optional[str]]:
-    """Why the folder at a path is not an earlier export of plugin ``name`` (``None`` when it is, or is empty)."""
+def foreign(name: str, what: str = "export", fix: str = "choose another output folder with -o"
+            ) -> Callable[[str], Optional[str]]:
+    """Why the folder at a path is not an earlier ``what`` of plugin ``name`` (``None`` when it is, or is
+    empty): a folder that holds no ``<name>.json``."""
     def reason(directory: str) -> Optional[str]:
         if os.listdir(directory) and not os.path.isfile(os.path.join(directory, f"{name}.json")):
             return (f"refusing to overwrite '{directory}': it is not empty and holds no {name}.json "
-                    "from an earlier export; choose another output folder with -o")
+                    f"from an earlier {what}; {fix}")
         return None
 
     return reason
@@ -276,12 +282,33 @@ def export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool
     symbolic link planted at either name is replaced, never followed.
     """
     files = package_files(model, vendor=vendor, wheels=wheels, bundle=bundle, executable=executable)
-    directory = replace_tree(out, model.name, files, _foreign(model.name))
+    directory = replace_tree(out, model.name, files, foreign(model.name))
     zip_path = None
     if make_zip:
         zip_path = os.path.join(out, f"{model.name}.zip")
         write_zip(files, zip_path)
     return ExportResult(directory, zip_path, tuple(files))
+
+
+def layout(model: PluginModel, root: str, *, vendor: bool = True, wheels: Wheels = (),
+           bundle: Optional[Bundle] = None, executable: str = EXECUTABLE, provision: Optional[Provision] = None,
+           install: bool = True, python: Optional[str] = None,
+           install_env: Optional[Mapping[str, str]] = None) -> Layout:
+    """Lay the plugin out in the eKuiper root ``root`` as kuiperd loads it at boot (:mod:`ekdsl.deploy.layout`).
+
+    With ``install``, a plugin with requirements gets its ``.venv`` built by its install.sh, from ``python``
+    (default: the one install.sh picks, as under eKuiper); ``provision``'s streams, tables and rules are
+    merged into ``root/etc/init.json``.
+    """
+    from .deploy.layout import lay_out
+
+    if python and model.conda_env:
+        raise UsageError(f"plugin '{model.name}' runs in conda environment '{model.conda_env}', which install.sh "
+                         "installs into: it builds no .venv, so --python does not apply; drop it")
+    files = package_files(model, vendor=vendor, wheels=wheels, bundle=bundle, executable=executable)
+    paras = ["--python", python] if python else []
+    return lay_out(model.name, files, root, provision=provision, install=install, shell_paras=paras,
+                   install_env=install_env)
 
 
 def diff_export(model: PluginModel, out: str, *, make_zip: bool = False, vendor: bool = True,

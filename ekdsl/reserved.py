@@ -14,6 +14,7 @@ from .kinds import Kind
 
 __all__ = [
     "BUILTIN_FUNCTIONS",
+    "BUILTIN_LOOKUP_SOURCES",
     "BUILTIN_SINKS",
     "BUILTIN_SOURCES",
     "EKUIPER_COMMIT",
@@ -144,6 +145,8 @@ BUILTIN_SOURCES: FrozenSet[str] = frozenset((
     "mqtt", "httppull", "httppush", "file", "memory", "neuron", "websocket", "simulator", "nexmark",
     "redisSub",
 ))
+# the same files' RegisterLookupSource: sources a lookup table can use
+BUILTIN_LOOKUP_SOURCES: FrozenSet[str] = frozenset(("memory", "httppull", "simulator", "redis"))
 BUILTIN_SINKS: FrozenSet[str] = frozenset((
     "log", "logToMemory", "mqtt", "rest", "nop", "memory", "neuron", "file", "websocket", "sse",
     "redis", "redisPub",

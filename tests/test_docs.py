@@ -1,7 +1,7 @@
 """Every code example in README.md and docs/ runs.
 
-For each document, its ``python`` blocks are joined into ``plugin.py`` in a fresh folder and run (a block
-whose first line is ``# file: NAME`` is written to ``NAME`` instead); then its ``console`` lines that start
+For each document, its ``python`` blocks are joined into ``plugin.py`` in a fresh folder and run (a block of
+any language whose first line is ``# file: NAME`` is written to ``NAME`` instead); then its ``console`` lines that start
 with ``$ python -m ekdsl``, ``$ python -m pytest``, ``$ python -m gunicorn`` or ``$ python -m uvicorn`` (after
 ``NAME=value`` environment settings) run there, in order, and must succeed; a server (``ekdsl service``,
 gunicorn, uvicorn) must start serving on a free port and stop on SIGTERM with status 0. Every page has at least
@@ -38,11 +38,11 @@ def blocks(path: Path, lang: str) -> list[str]:
 @pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
 def test_doc_examples_run(doc, tmp_path):
     files = {}
-    for body in blocks(doc, "python"):
+    for kind, body in FENCE.findall(doc.read_text(encoding="utf-8")):
         named = FILE.match(body)
         if named:
             files[named.group(1)] = body
-        else:
+        elif kind == "python":
             files["plugin.py"] = files.get("plugin.py", "") + body + "\n"
     commands = [match.groups() for body in blocks(doc, "console") for line in body.splitlines()
                 for match in [COMMAND.match(line)] if match and match.group(2).startswith(RUN)]

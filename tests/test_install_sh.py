@@ -10,7 +10,6 @@ import platform
 import re
 import subprocess
 import sys
-import venv
 import zipfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from ekdsl.cli import main
 from ekdsl.deploy.installer import run_install_script
 from ekdsl.host import Emulator
 
-from .wheelkit import make_wheel, version_wheel
+from .wheelkit import make_wheel, offline_env, plain_python, version_wheel
 
 PLUGIN = """
 import sys
@@ -34,7 +33,6 @@ def {name}_version(x: str) -> str:
     import tinydep
     return tinydep.VERSION + "|" + sys.prefix
 """
-OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +45,7 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A Python where neither ekdsl nor tinydep is installed (checked), preferably one with pip."""
-    probe = "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('ekdsl', 'tinydep')))"
-    base = os.path.join(sys.base_prefix, "bin", "python3")
-    cwd = str(tmp_path_factory.mktemp("probe"))
-    if subprocess.run([base, "-c", probe], cwd=cwd, env={"PATH": os.environ["PATH"]}).returncode == 0:
-        return base
-    path = tmp_path_factory.mktemp("bare")
-    venv.EnvBuilder(with_pip=False).create(path)
-    python = str(path / "bin" / "python")
-    assert subprocess.run([python, "-c", probe], cwd=cwd).returncode == 0
-    return python
+    return plain_python(tmp_path_factory, ("ekdsl", "tinydep"))
 
 
 def vendored(tmp: Path, name: str, version: str, links: Path, *platform: str) -> str:
@@ -71,11 +59,6 @@ def vendored(tmp: Path, name: str, version: str, links: Path, *platform: str) ->
     assert main(argv) == 0
     sys.modules.pop(name, None)
     return str(tmp / "dist" / f"{name}.zip")
-
-
-def offline_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHONPATH"))}
-    return {**env, **OFFLINE}
 
 
 def test_offline_bundle_installs_and_runs_without_ekdsl_or_requirements(tmp_path, links, bare_python):

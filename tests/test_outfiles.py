@@ -104,3 +104,55 @@ def test_check_mode_does_not_read_through_links(tmp_path, capsys):
     printed = capsys.readouterr()
     assert f"differs: {out / 'pysam' / 'main.py'} is a symbolic link (not read)" in printed.out
     assert "TOP-SECRET" not in printed.out + printed.err
+
+
+def test_read_file_refuses_links_fifos_and_large_files(tmp_path, outside):
+    from ekdsl.outfiles import read_file
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "small.json").write_bytes(b"0123456789")
+    assert read_file(str(tmp_path), "etc/small.json", 10) == b"0123456789"
+    assert read_file(str(tmp_path), "etc/missing.json", 10) is None
+    assert read_file(str(tmp_path), "nofolder/missing.json", 10) is None
+    with pytest.raises(PackagingError, match="etc/small.json: it is over 9 bytes"):
+        read_file(str(tmp_path), "etc/small.json", 9)
+    (tmp_path / "etc" / "link.json").symlink_to(outside / "victim.json")
+    with pytest.raises(PackagingError, match="refusing to read .*link.json: it is a symbolic link"):
+        read_file(str(tmp_path), "etc/link.json", 10)
+    os.mkfifo(tmp_path / "etc" / "fifo.json")  # opening it to read must not wait for a writer
+    with pytest.raises(PackagingError, match="fifo.json: it is not a regular file"):
+        read_file(str(tmp_path), "etc/fifo.json", 10)
+    (tmp_path / "linked").symlink_to(outside / "dir")
+    with pytest.raises(PackagingError, match="refusing to use .*linked: it is a symbolic link"):
+        read_file(str(tmp_path), "linked/x.json", 10)
+
+
+def test_remove_file_removes_a_link_never_its_target(tmp_path, outside):
+    from ekdsl.outfiles import remove_file
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "link.json").symlink_to(outside / "victim.json")
+    assert remove_file(str(tmp_path), "etc/link.json") is True
+    assert remove_file(str(tmp_path), "etc/link.json") is False
+    untouched(outside)
+    (tmp_path / "etc" / "dir.json").mkdir()
+    with pytest.raises(PackagingError, match="it is a folder, where a file belongs"):
+        remove_file(str(tmp_path), "etc/dir.json")
+
+
+def test_replace_tree_puts_the_old_folder_back_when_then_fails(tmp_path):
+    from ekdsl.outfiles import replace_tree
+
+    replace_tree(str(tmp_path), "p", {"p.json": (b"old", 0o644)})
+
+    def fail(path: str) -> None:
+        assert Path(path, f"{Path(path).name}.json").read_bytes() == b"new"  # the new folder is in place
+        raise PackagingError("install failed")
+
+    with pytest.raises(PackagingError, match="install failed"):
+        replace_tree(str(tmp_path), "p", {"p.json": (b"new", 0o644)}, then=fail)
+    assert (tmp_path / "p" / "p.json").read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["p"]
+    with pytest.raises(PackagingError, match="install failed"):
+        replace_tree(str(tmp_path), "q", {"q.json": (b"new", 0o644)}, then=fail)
+    assert sorted(os.listdir(tmp_path)) == ["p"]

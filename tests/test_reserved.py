@@ -18,6 +18,7 @@ from ekdsl.metadata import metadata_files
 from ekdsl.package import export
 from ekdsl.reserved import (
     BUILTIN_FUNCTIONS,
+    BUILTIN_LOOKUP_SOURCES,
     BUILTIN_SINKS,
     BUILTIN_SOURCES,
     SINK_PROPERTIES,
@@ -215,6 +216,7 @@ def test_builtin_names_match_the_go_source():
         io += (EKUIPER / "internal/binder/io" / name).read_text(encoding="utf-8")
     assert set(re.findall(r'modules\.RegisterSource\("(\w+)"', io)) == BUILTIN_SOURCES
     assert set(re.findall(r'modules\.RegisterSink\("(\w+)"', io)) == BUILTIN_SINKS
+    assert set(re.findall(r'modules\.RegisterLookupSource\("(\w+)"', io)) == BUILTIN_LOOKUP_SOURCES
     assert "//go:build redisdb || !core" in (EKUIPER / "internal/binder/io/ext_redis.go").read_text()
 
 

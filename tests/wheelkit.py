@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import subprocess
+import sys
+import venv
 import zipfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Sequence
+
+import pytest
+
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
 
 
 def _record_hash(data: bytes) -> str:
@@ -36,3 +44,23 @@ def make_wheel(folder: Path, dist: str, version: str, modules: Dict[str, str], *
 def version_wheel(folder: Path, dist: str, version: str) -> Path:
     """A wheel of module ``<dist>`` whose ``VERSION`` is ``version``."""
     return make_wheel(folder, dist, version, {f"{dist}.py": f"VERSION = {version!r}\n"})
+
+
+def offline_env() -> dict:
+    """This process's environment, with pip kept off its index and every user setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    return {**env, **OFFLINE}
+
+
+def plain_python(factory: pytest.TempPathFactory, absent: Sequence[str]) -> str:
+    """A Python where none of the modules ``absent`` imports (checked), preferably one with pip."""
+    probe = f"import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in {tuple(absent)!r}))"
+    base = os.path.join(sys.base_prefix, "bin", "python3")
+    cwd = str(factory.mktemp("probe"))
+    if subprocess.run([base, "-c", probe], cwd=cwd, env={"PATH": os.environ["PATH"]}).returncode == 0:
+        return base
+    path = factory.mktemp("bare")
+    venv.EnvBuilder(with_pip=False).create(path)
+    python = str(path / "bin" / "python")
+    assert subprocess.run([python, "-c", probe], cwd=cwd).returncode == 0
+    return python

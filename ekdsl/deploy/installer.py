@@ -200,6 +200,7 @@ def main_prelude(name: str) -> str:
 def run_install_script(plugin_dir: str, shell_paras: Sequence[str] = (), *,
                        env: Optional[Mapping[str, str]] = None, timeout: float = 600.0) -> str:
     """Run ``install.sh`` as eKuiper's installer does; return its stdout or raise with eKuiper's error text."""
+    plugin_dir = os.path.abspath(plugin_dir)
     script = os.path.join(plugin_dir, INSTALL_SH)
     argv = ["/bin/sh", script, *shell_paras]
     try:

@@ -16,11 +16,11 @@ A stream or rule that already exists is replaced (``PUT``), so deploying twice g
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, NamedTuple, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from ..errors import DeployError
 
-__all__ = ["Provision", "Rule", "Stream", "load"]
+__all__ = ["Provision", "Rule", "Stream", "load", "rule_problem", "statement"]
 
 _CREATE = re.compile(r"\s*CREATE\s+(STREAM|TABLE)\s+(`[^`\x00-\x1f\x7f]+`|[A-Za-z0-9_]+)\s*(.*)", re.I | re.S)
 _ID = re.compile(r"[A-Za-z0-9_-]+")  # matched whole
@@ -54,19 +54,35 @@ def _fail(path: str, message: str) -> DeployError:
     return DeployError(f"{message} (see docs/deployment.md, 'Streams and rules')", url=path)
 
 
-def _stream(path: str, i: int, item: Any) -> Stream:
-    match = _CREATE.fullmatch(item) if isinstance(item, str) else None
+def statement(sql: str) -> Optional[Stream]:
+    """A ``CREATE STREAM``/``CREATE TABLE`` statement's kind and name, or ``None`` if it is not one."""
+    match = _CREATE.fullmatch(sql)
     if not match:
+        return None
+    return Stream(match.group(1).lower(), match.group(2).strip("`"), sql.strip(), match.group(3).strip())
+
+
+def rule_problem(item: Any) -> Optional[str]:
+    """Why a rule object is not one eKuiper creates (``None`` when it is): its id, and its sql and actions."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not _ID.fullmatch(item["id"]):
+        return "must be a rule object with an 'id' of letters, digits, '_' or '-'"
+    if not ("sql" in item or "graph" in item) or ("actions" not in item and "graph" not in item):
+        return f"rule '{item['id']}' needs 'sql' and 'actions' (or a 'graph')"
+    return None
+
+
+def _stream(path: str, i: int, item: Any) -> Stream:
+    found = statement(item) if isinstance(item, str) else None
+    if found is None:
         raise _fail(path, f"streams[{i}] must be a 'CREATE STREAM name (...) WITH (...)' or 'CREATE TABLE' "
                           f"statement, got {item!r}")
-    return Stream(match.group(1).lower(), match.group(2).strip("`"), item.strip(), match.group(3).strip())
+    return found
 
 
 def _rule(path: str, i: int, item: Any) -> Rule:
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not _ID.fullmatch(item["id"]):
-        raise _fail(path, f"rules[{i}] must be a rule object with an 'id' of letters, digits, '_' or '-'")
-    if not ("sql" in item or "graph" in item) or ("actions" not in item and "graph" not in item):
-        raise _fail(path, f"rule '{item['id']}' needs 'sql' and 'actions' (or a 'graph')")
+    problem = rule_problem(item)
+    if problem is not None:
+        raise _fail(path, f"rules[{i}] {problem}" if problem.startswith("must") else problem)
     return Rule(item["id"], dict(item))
 
 

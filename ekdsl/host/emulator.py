@@ -54,6 +54,29 @@ class Emulator:
         except BaseException:
             shutil.rmtree(self.root, ignore_errors=True)
             raise
+        self._own_root = True
+        self._attach(python, socket_dir, init_timeout, state)
+
+    @classmethod
+    def from_root(cls, root: str, name: str, *, python: Optional[str] = None, socket_dir: Optional[str] = None,
+                  init_timeout: float = INIT_TIMEOUT, state: Union[str, os.PathLike[str], None] = None) -> Emulator:
+        """Plugin ``name`` as kuiperd finds it at boot in the eKuiper root ``root`` (e.g. laid out by ``export
+        --layout``; see :mod:`ekdsl.host.boot`): nothing is installed, and :meth:`close` leaves the root."""
+        from .boot import boot
+
+        booted = boot(root)
+        if name not in booted.plugins:
+            why = "; ".join(w for w in booted.warnings if name in w) or f"no folder plugins/portable/{name}"
+            raise PackagingError(f"eKuiper would not load plugin '{name}' from {root} at boot: {why}", root)
+        self = cls.__new__(cls)
+        self.target, self.root, self.install_output, self._own_root = root, root, "", False
+        self.installed = booted.plugins[name]
+        self.findings = []
+        self._attach(python, socket_dir, init_timeout, state)
+        return self
+
+    def _attach(self, python: Optional[str], socket_dir: Optional[str], init_timeout: float,
+                state: Union[str, os.PathLike[str], None]) -> None:
         self.findings.extend(self.installed.findings)
         self.sdk = self.installed.language == "python" and self.installed.uses_official_sdk()
         self._own_sockets = socket_dir is None and self._honours_socket_dir()
@@ -259,4 +282,5 @@ class Emulator:
                         os.unlink(path)
                     except OSError:
                         pass
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
