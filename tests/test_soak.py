@@ -14,7 +14,7 @@ import pytest
 
 from ekdsl.host import Host
 
-from .conftest import LAB, SOAK_FIGURES, start_stop_cycle
+from .conftest import LAB, SOAK_FIGURES, start_stop_cycle, wait_for
 
 SOAK_SECONDS = float(os.environ.get("EKDSL_SOAK_SECONDS", "60"))
 
@@ -73,10 +73,18 @@ def test_thousand_stop_start_cycles(lab, tmp_path):
     pid = lab.process.pid
     out = tmp_path / "rows.jsonl"
 
+    idle = stats(pid)
+
+    def settled() -> bool:  # a stopped instance's thread ends a moment after its stop is answered
+        now = stats(pid)
+        return (now["threads"], now["fds"]) == (idle["threads"], idle["fds"])
+
     start_stop_cycle(lab, out)
+    assert wait_for(settled, 10), (idle, stats(pid))
     before = stats(pid)
     for _ in range(1000):
         start_stop_cycle(lab, out)
+    assert wait_for(settled, 10), (before, stats(pid))
     after = stats(pid)
     assert (after["threads"], after["fds"]) == (before["threads"], before["fds"])
     assert after["rss_kib"] - before["rss_kib"] < 4096, (before, after)
