@@ -275,10 +275,12 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
     is_agen = inspect.isasyncgenfunction(target)
     is_async = is_agen or inspect.iscoroutinefunction(target)
     doc = _docstring(target) if docs else _NO_DOC
-    shape = _SymbolShape(spec, col, hints, doc, is_gen or is_agen)
+    shape = _SymbolShape(spec, col, hints, doc, is_gen or is_agen, tuple(sig.parameters))
     for param in sig.parameters.values():
         shape.add_param(param)
     shape.check_kind(sig, is_gen, is_agen)
+    if not Kind(spec.kind).spec.arguments:
+        _check_clashes(col, shape.params, shape.datasource)
     if len(problems) > before:
         return None
     return SymbolModel(
@@ -302,11 +304,38 @@ def _example(kind: Kind, name: str, params: List[FieldModel]) -> str:
     return f"{name}({', '.join(args)})"
 
 
+def _shown(fm: FieldModel, datasource: Optional[FieldModel]) -> str:
+    if fm is datasource:
+        return f"'{fm.pyname}' (the stream's DATASOURCE)"
+    return f"'{fm.pyname}' (Param(name={fm.name!r}))" if fm.key else f"'{fm.name}'"
+
+
+def _check_clashes(col: _Collector, params: List[FieldModel], datasource: Optional[FieldModel]) -> None:
+    """Two properties (or a property and the DATASOURCE parameter) that map to one eKuiper key, compared
+    ignoring case as eKuiper matches keys (``cast.MapToStruct``; yaml keys are lower-cased): one value would
+    reach both, and the metadata would list the key twice."""
+    first: Dict[str, FieldModel] = {}
+    for fm in ([datasource] if datasource is not None else []) + params:
+        seen = first.setdefault(fm.name.lower(), fm)
+        if seen is fm:
+            continue
+        fix_for = fm if fm.key or seen is datasource else seen
+        col.add(f"parameters {_shown(seen, datasource)} and {_shown(fm, datasource)} map to one eKuiper key, "
+                f"'{fm.name}' (eKuiper compares keys ignoring case), so both would read one value",
+                f"give '{fix_for.pyname}' another key with Param(name=...), one no other parameter uses, or remove "
+                "one of them")
+
+
 class _SymbolShape:
     """Sorts a callable's parameters into properties and special roles."""
 
-    def __init__(self, spec: SymbolSpec, col: _Collector, hints: Dict[str, Any], doc: Any, gen: bool):
+    def __init__(self, spec: SymbolSpec, col: _Collector, hints: Dict[str, Any], doc: Any, gen: bool,
+                 names: Tuple[str, ...] = ()):
         self.spec, self.col, self.hints, self.doc, self.gen = spec, col, hints, doc, gen
+        self.names = names  # every parameter's name
+        markers = (_param_marker(hints.get(n)) for n in names)
+        # every key a parameter may take, lower-cased: the names, and each Param(name=...)
+        self.taken = frozenset(n.lower() for n in names) | {m.name.lower() for m in markers if m and m.name}
         self.params: List[FieldModel] = []
         self.context_param: Optional[str] = None
         self.context_at: Optional[int] = None  # its position, when it can be passed by position
@@ -404,8 +433,8 @@ class _SymbolShape:
         if not NAME_RE.fullmatch(pname):
             self.col.add(f"parameter name '{pname}' is not a valid eKuiper property name",
                          "use letters, digits, '_' and '-' only")
-        if param.name != self.datasource_param:  # the DATASOURCE parameter is meant to get the stream's value
-            self._check_reserved(pname, param.name)
+        if param.name != self.datasource_param and not self._datasource_clash(pname):
+            self._check_reserved(pname, param.name)  # the DATASOURCE parameter is meant to get the stream's value
         hint = self.spec_hints.get(param.name) or (Text.of(marker.hint) if marker and marker.hint else None)
         return FieldModel(
             name=pname, key=param.name if pname != param.name else "", type=t, default=default,
@@ -414,11 +443,17 @@ class _SymbolShape:
             variadic=variadic,
         )
 
+    def _datasource_clash(self, pname: str) -> bool:
+        """Whether ``pname`` is the key of a source's DATASOURCE parameter (reported as a clash, naming both)."""
+        return (pname.lower() == "datasource" and "datasource" in self.names
+                and Role.DATASOURCE in Kind(self.spec.kind).spec.roles)
+
     def _check_reserved(self, pname: str, pyname: str) -> None:
         hit = _reserved.reserved_property(self.spec.kind, pname)
         if hit is None:
             return
-        other = _RENAME.get(hit.name, f"{pyname}_value")
+        other = next((n for n in (_RENAME.get(hit.name, ""), f"{pyname}_value") if n and n.lower() not in self.taken),
+                     f"{pyname}_{len(self.names)}")
         ann = self.hints.get(pyname)
         shown = _name(_strip(ann)) if ann is not None else "T"
         fix = (f"rename the key eKuiper sees with Annotated[{shown}, Param(name={other!r})], "
