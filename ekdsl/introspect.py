@@ -21,13 +21,13 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from . import reserved as _reserved
 from . import types as _types
-from .context import Context
+from .context import Context, Row
 from .decorators import Param, SymbolSpec
 from .errors import ConfigError, Problem
 from .kinds import Kind, Role, check_options
 from .model import MISSING, FieldModel, SymbolModel, Text, TypeInfo
 
-__all__ = ["NAME_RE", "build_symbol", "describe_location", "type_info"]
+__all__ = ["NAME_RE", "build_symbol", "data_type_info", "describe_location", "type_info"]
 
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")  # matched whole: NAME_RE.fullmatch
 _ITERABLE_ORIGINS = {
@@ -110,6 +110,18 @@ def type_info(tp: Any) -> TypeInfo:
         item = type_info(kv[1]) if len(kv) == 2 else None
         return TypeInfo("dict", item=item, display="object" if item is None else f"object of {item.describe()}")
     raise Unsupported(f"the annotation {_name(tp)} is not supported: use {_SUPPORTED}")
+
+
+_ROWS = TypeInfo("list", item=TypeInfo("row", pytype=Row, display="Row"), display="list of Row")
+
+
+def data_type_info(tp: Any) -> TypeInfo:
+    """:func:`type_info` for a sink's data parameter, which may also be ``list[Row]``: the message's rows with
+    their meta."""
+    tp = _strip(tp)
+    if typing.get_origin(tp) in _LIST_ORIGINS and [_strip(a) for a in typing.get_args(tp)] == [Row]:
+        return _ROWS
+    return type_info(tp)
 
 
 def _literal(tp: Any) -> TypeInfo:
@@ -399,7 +411,7 @@ class _SymbolShape:
                 return TypeInfo("any", display="any")
             ann = type(default)
         try:
-            return type_info(ann)
+            return data_type_info(ann) if default_any else type_info(ann)
         except Unsupported as exc:
             self.col.add(f"parameter '{param.name}': {exc}")
         except Exception as exc:
@@ -490,7 +502,7 @@ class _SymbolShape:
         args = typing.get_args(_strip(ret)) if ret is not inspect.Parameter.empty else ()
         if len(args) >= 2:
             try:
-                return type_info(args[1])
+                return data_type_info(args[1])
             except Unsupported as exc:
                 self.col.add(f"generator sink receives {exc}")
         return TypeInfo("any", display="any")

@@ -49,6 +49,7 @@ __all__ = [
     "go_json",
     "parse_func_meta",
     "require_ack",
+    "setting",
     "sink_payload",
     "socket_dir",
 ]
@@ -305,16 +306,23 @@ def ack_error(message: str) -> bytes:
     return _dumps({"error": encodable(message) or "error"})
 
 
+def setting(config: Mapping[str, Any], name: str) -> Tuple[Optional[str], Any]:
+    """``(key, value)`` of the setting ``name`` in a props map, the key matched as eKuiper's ``MapToStruct``
+    (mapstructure) matches it: exactly, else the first key equal ignoring case; ``(None, None)`` if absent."""
+    if name in config:
+        return name, config[name]
+    lower = name.lower()
+    for key, value in config.items():
+        if isinstance(key, str) and key.lower() == lower:
+            return key, value
+    return None, None
+
+
 def require_ack(config: Mapping[str, Any]) -> bool:
     """Whether the host waits for acks: ``requireAck`` is true, the key matched as eKuiper's ``MapToStruct``
-    matches it (exactly, else in any case; ``runtime/sink.go Provision``). Only a JSON ``true`` counts: eKuiper
-    refuses a rule whose ``requireAck`` is not a bool."""
-    if "requireAck" in config:
-        return config["requireAck"] is True
-    for key, value in config.items():
-        if isinstance(key, str) and key.lower() == "requireack":
-            return value is True
-    return False
+    matches it (:func:`setting`; ``runtime/sink.go Provision``). Only a JSON ``true`` counts: eKuiper refuses a
+    rule whose ``requireAck`` is not a bool."""
+    return setting(config, "requireAck")[1] is True
 
 
 def sink_payload(value: Any) -> bytes:
