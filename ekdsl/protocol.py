@@ -263,11 +263,13 @@ def _control(ctrl: Dict[str, Any], data: bytes) -> Control:
     return Control(name, ptype, Meta(rule, op, inst), ds if isinstance(ds, str) else "", config)
 
 
-def error_reply(text: str) -> bytes:
-    """An error reply: never empty and never starting with ``h``, which the host takes for a keepalive."""
+def error_reply(text: str, kind: str = "") -> bytes:
+    """An error reply: never empty and never starting with ``h``, which the host takes for a keepalive. Such a
+    text (``httppoll: property ...``) gets the symbol's ``kind`` before it (``source httppoll: ...``), else
+    ``error:``; eKuiper shows it as ``receive error: <reply>``."""
     text = text.strip() or "error"
     if text[0] == "h":
-        text = "error: " + text
+        text = f"{kind or 'error:'} {text}"
     return text.encode("utf-8", "replace")
 
 

@@ -10,7 +10,6 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from ..checks import package_name
 from ..errors import PackagingError
 from ..kinds import Kind
 from ..state import Location, Scope, State, Stores, parse_location
@@ -30,10 +29,9 @@ def _inner(handle: Any) -> Any:
 
 
 def is_package(target: str) -> bool:
-    """A zip, or a folder holding ``<folder name>.json``: something eKuiper could install."""
-    if target.endswith(".zip"):
-        return True
-    return os.path.isdir(target) and os.path.isfile(os.path.join(target, f"{package_name(target)}.json"))
+    """A zip or a folder: something to install as eKuiper does (a module to export is a ``.py`` file or a module
+    name, never a folder)."""
+    return target.endswith(".zip") or os.path.isdir(target)
 
 
 class Emulator:
