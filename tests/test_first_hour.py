@@ -307,11 +307,6 @@ def test_dev_says_why_it_counts_each_error(make_module):
     assert errors == out.count("  error: ") == 1
 
 
-def test_dev_prints_a_refused_start_once_without_doubled_words():
-    proc = dev(str(PYSAM), "source", "pyjson", "--conf", "period=fast")
-    assert proc.stderr.strip() == "ekdsl: error: pyjson: property 'period' expects float, got 'fast'"
-
-
 def test_a_refusal_starting_with_h_gets_the_kind_not_a_second_error(make_module):
     """eKuiper takes a reply starting with 'h' for a keepalive: such a text gets the symbol's kind before it."""
     path = make_module('''
