@@ -24,6 +24,7 @@ from . import types as _types
 from .context import Context, Row
 from .decorators import Param, SymbolSpec
 from .errors import ConfigError, Problem
+from .keys import key_clashes
 from .kinds import Kind, Role, check_options
 from .model import MISSING, FieldModel, SymbolModel, Text, TypeInfo
 
@@ -292,7 +293,8 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
         shape.add_param(param)
     shape.check_kind(sig, is_gen, is_agen)
     if not Kind(spec.kind).spec.arguments:
-        _check_clashes(col, shape.params, shape.datasource)
+        for message, fix in key_clashes(shape.params, shape.datasource):
+            col.add(message, fix)
     if len(problems) > before:
         return None
     return SymbolModel(
@@ -314,28 +316,6 @@ def _example(kind: Kind, name: str, params: List[FieldModel]) -> str:
         return ""
     args = [f"{p.name}..." if p.variadic else p.name for p in params]
     return f"{name}({', '.join(args)})"
-
-
-def _shown(fm: FieldModel, datasource: Optional[FieldModel]) -> str:
-    if fm is datasource:
-        return f"'{fm.pyname}' (the stream's DATASOURCE)"
-    return f"'{fm.pyname}' (Param(name={fm.name!r}))" if fm.key else f"'{fm.name}'"
-
-
-def _check_clashes(col: _Collector, params: List[FieldModel], datasource: Optional[FieldModel]) -> None:
-    """Two properties (or a property and the DATASOURCE parameter) that map to one eKuiper key, compared
-    ignoring case as eKuiper matches keys (``cast.MapToStruct``; yaml keys are lower-cased): one value would
-    reach both, and the metadata would list the key twice."""
-    first: Dict[str, FieldModel] = {}
-    for fm in ([datasource] if datasource is not None else []) + params:
-        seen = first.setdefault(fm.name.lower(), fm)
-        if seen is fm:
-            continue
-        fix_for = fm if fm.key or seen is datasource else seen
-        col.add(f"parameters {_shown(seen, datasource)} and {_shown(fm, datasource)} map to one eKuiper key, "
-                f"'{fm.name}' (eKuiper compares keys ignoring case), so both would read one value",
-                f"give '{fix_for.pyname}' another key with Param(name=...), one no other parameter uses, or remove "
-                "one of them")
 
 
 class _SymbolShape:
