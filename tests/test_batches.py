@@ -6,14 +6,21 @@ default, ``sendSingle``, ``batchSize: 2`` with and without ``sendSingle``, and a
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Iterator, List
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ekdsl import DefinitionError, Plugin, Row
+from ekdsl.framing import encode_sink_messages, message_items
 from ekdsl.host import Emulator, InProcess
 from ekdsl.host.batching import BatchedSink, GoBuffer, JsonBatchWriter
+from ekdsl.introspect import data_type_info
+
+from .test_session import events_st
 
 D = [{"d": f"d{i}"} for i in range(7)]
 
@@ -80,6 +87,23 @@ def test_each_annotation_gets_the_same_rows_from_every_framing(sink, framing):
         snk = symbols.sink(sink, {"requireAck": True, **options})
         assert [snk.send(p) for p in payloads] == [None] * len(payloads)
     assert calls == EXPECTED[sink][framing]
+
+
+@given(events_st, st.booleans(), st.integers(0, 4))
+def test_a_list_annotation_gets_every_row_once_with_its_event(events, send_single, batch):
+    """Whatever the framing, the messages' rows are the rows emitted, in order; with list[Row] a batch's event
+    numbers count its events (each row is one with sendSingle)."""
+    emitted = [e if isinstance(e, list) else [e] for e in events]
+    flat = [r for e in emitted for r in e]
+    payloads = [json.loads(p) for p in encode_sink_messages(events, send_single, batch)]
+    as_dicts = [message_items(p, data_type_info(list[dict]), send_single) for p in payloads]
+    assert [r for m in as_dicts for r in m] == flat
+    as_rows = [message_items(p, data_type_info(list[Row]), send_single) for p in payloads]
+    assert [r.data for m in as_rows for r in m] == flat
+    units = [[r] for r in flat] if send_single else emitted  # what eKuiper counts toward batchSize
+    numbers = [r.meta["event"] for m in as_rows for r in m]
+    expected = [n % batch if batch else 0 for n, unit in enumerate(units) for _ in unit]
+    assert numbers == expected
 
 
 def test_list_of_row_is_a_data_annotation_only():
@@ -183,6 +207,21 @@ def test_send_single_batches_rows_and_falls_behind_alike():
     snk.emit(*D[2:])
     snk.deliver()
     assert rec.sent == [b'[{"d":"d0"},{"d":"d1"}]', b'[{"d":"d6"},{"d":"d5"}]', b'[{"d":"d6"},{"d":"d5"}]']
+
+
+@given(events_st, st.booleans(), st.integers(1, 4))
+def test_a_sink_that_keeps_up_gets_what_the_encoder_gives(events, send_single, batch):
+    """The model of eKuiper's writer, never behind (each batch taken before the next item is written), sends
+    exactly the framings ekdsl's encoder writes. (With sendSingle one event is several items: emitted at once, a
+    batch can end between them, and the next item overwrites it, as in eKuiper.)"""
+    snk, rec = _batched(batch_size=batch, send_single=send_single)
+    for event in events:
+        for item in (event if isinstance(event, list) and send_single else [event]):
+            snk.emit(item)
+            snk.deliver()
+    snk.linger()
+    snk.deliver()
+    assert rec.sent == list(encode_sink_messages(events, send_single, batch))
 
 
 def test_a_batch_flushed_before_the_buffer_grew_keeps_its_bytes():

@@ -88,9 +88,9 @@ class JsonBatchWriter:
 class BatchedSink:
     """A sink behind eKuiper's batching. ``emit`` passes what the rule emits (a row, or a list of rows: an event)
     through the batcher and writer; full batches wait in ``queue``; ``deliver`` sends them, each read from the
-    writer's buffer at that moment, as eKuiper's sink node does. ``deliver`` after every ``emit`` is a sink that
-    keeps up (every batch intact); several ``emit`` calls first are a sink that falls behind. ``send`` sends a
-    payload as given, like :class:`~ekdsl.host.host.SinkHandle`."""
+    writer's buffer at that moment, as eKuiper's sink node does. ``deliver`` after every ``emit`` of one item is a
+    sink that keeps up (every batch intact); several ``emit`` calls first are a sink that falls behind. ``send``
+    sends a payload as given, like :class:`~ekdsl.host.host.SinkHandle`."""
 
     def __init__(self, handle: SinkHandle, batch_size: int = 0, send_single: bool = False) -> None:
         self.handle, self.batch_size, self.send_single = handle, batch_size, send_single
