@@ -96,7 +96,12 @@ def _plugin_json(files: Contents, name: str, report: Report) -> Optional[Dict[st
     jname = f"{name}.json"
     found = next((e for e in files.pkg.entries if e.name == jname), None)
     if found is None:
-        report.error(f"missing or invalid json file {jname}, found {len(files.pkg.entries)} files in total")
+        others = sorted(e.name for e in files.pkg.entries if "/" not in e.name.strip("/")
+                        and e.name.endswith(".json") and not e.is_dir)
+        stem = others[0][:-5] if others else ""
+        hint = (f"; it holds {', '.join(others)}: eKuiper installs a plugin under its zip's (or folder's) name and "
+                f"reads <name>.json, so name the package {stem}.zip (or the folder {stem})") if others else ""
+        report.error(f"missing or invalid json file {jname}, found {len(files.pkg.entries)} files in total{hint}")
         return None
     if found.link or found.is_dir:
         report.error(f"invalid json file {jname}: it is a {'symbolic link' if found.link else 'folder'}")

@@ -148,7 +148,8 @@ def sink(func: Any = None, /, *, name: Optional[str] = None, **options: Any) -> 
 
     A plain function is called once per item with the data as its first
     parameter, shaped by that parameter's annotation (``bytes``, ``str``,
-    ``dict`` per row, ``list[dict]`` per event, or ``Any``). A generator function
+    ``dict`` per row, ``list[dict]`` per message with all its rows, ``list[Row]``
+    the same with each row's event number, or ``Any``). A generator function
     is a sink with setup and teardown: it receives each item from ``yield``.
     Other parameters are the sink's properties, from the rule action.
     ``require_ack=True`` declares that the sink must not lose rows: a rule that

@@ -21,13 +21,14 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from . import reserved as _reserved
 from . import types as _types
-from .context import Context
+from .context import Context, Row
 from .decorators import Param, SymbolSpec
 from .errors import ConfigError, Problem
+from .keys import key_clashes
 from .kinds import Kind, Role, check_options
 from .model import MISSING, FieldModel, SymbolModel, Text, TypeInfo
 
-__all__ = ["NAME_RE", "build_symbol", "describe_location", "type_info"]
+__all__ = ["NAME_RE", "build_symbol", "data_type_info", "describe_location", "type_info"]
 
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")  # matched whole: NAME_RE.fullmatch
 _ITERABLE_ORIGINS = {
@@ -110,6 +111,18 @@ def type_info(tp: Any) -> TypeInfo:
         item = type_info(kv[1]) if len(kv) == 2 else None
         return TypeInfo("dict", item=item, display="object" if item is None else f"object of {item.describe()}")
     raise Unsupported(f"the annotation {_name(tp)} is not supported: use {_SUPPORTED}")
+
+
+_ROWS = TypeInfo("list", item=TypeInfo("row", pytype=Row, display="Row"), display="list of Row")
+
+
+def data_type_info(tp: Any) -> TypeInfo:
+    """:func:`type_info` for a sink's data parameter, which may also be ``list[Row]``: the message's rows with
+    their meta."""
+    tp = _strip(tp)
+    if typing.get_origin(tp) in _LIST_ORIGINS and [_strip(a) for a in typing.get_args(tp)] == [Row]:
+        return _ROWS
+    return type_info(tp)
 
 
 def _literal(tp: Any) -> TypeInfo:
@@ -275,10 +288,13 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
     is_agen = inspect.isasyncgenfunction(target)
     is_async = is_agen or inspect.iscoroutinefunction(target)
     doc = _docstring(target) if docs else _NO_DOC
-    shape = _SymbolShape(spec, col, hints, doc, is_gen or is_agen)
+    shape = _SymbolShape(spec, col, hints, doc, is_gen or is_agen, tuple(sig.parameters))
     for param in sig.parameters.values():
         shape.add_param(param)
     shape.check_kind(sig, is_gen, is_agen)
+    if not Kind(spec.kind).spec.arguments:
+        for message, fix in key_clashes(shape.params, shape.datasource):
+            col.add(message, fix)
     if len(problems) > before:
         return None
     return SymbolModel(
@@ -305,8 +321,13 @@ def _example(kind: Kind, name: str, params: List[FieldModel]) -> str:
 class _SymbolShape:
     """Sorts a callable's parameters into properties and special roles."""
 
-    def __init__(self, spec: SymbolSpec, col: _Collector, hints: Dict[str, Any], doc: Any, gen: bool):
+    def __init__(self, spec: SymbolSpec, col: _Collector, hints: Dict[str, Any], doc: Any, gen: bool,
+                 names: Tuple[str, ...] = ()):
         self.spec, self.col, self.hints, self.doc, self.gen = spec, col, hints, doc, gen
+        self.names = names  # every parameter's name
+        markers = (_param_marker(hints.get(n)) for n in names)
+        # every key a parameter may take, lower-cased: the names, and each Param(name=...)
+        self.taken = frozenset(n.lower() for n in names) | {m.name.lower() for m in markers if m and m.name}
         self.params: List[FieldModel] = []
         self.context_param: Optional[str] = None
         self.context_at: Optional[int] = None  # its position, when it can be passed by position
@@ -370,7 +391,7 @@ class _SymbolShape:
                 return TypeInfo("any", display="any")
             ann = type(default)
         try:
-            return type_info(ann)
+            return data_type_info(ann) if default_any else type_info(ann)
         except Unsupported as exc:
             self.col.add(f"parameter '{param.name}': {exc}")
         except Exception as exc:
@@ -404,8 +425,8 @@ class _SymbolShape:
         if not NAME_RE.fullmatch(pname):
             self.col.add(f"parameter name '{pname}' is not a valid eKuiper property name",
                          "use letters, digits, '_' and '-' only")
-        if param.name != self.datasource_param:  # the DATASOURCE parameter is meant to get the stream's value
-            self._check_reserved(pname, param.name)
+        if param.name != self.datasource_param and not self._datasource_clash(pname):
+            self._check_reserved(pname, param.name)  # the DATASOURCE parameter is meant to get the stream's value
         hint = self.spec_hints.get(param.name) or (Text.of(marker.hint) if marker and marker.hint else None)
         return FieldModel(
             name=pname, key=param.name if pname != param.name else "", type=t, default=default,
@@ -414,11 +435,17 @@ class _SymbolShape:
             variadic=variadic,
         )
 
+    def _datasource_clash(self, pname: str) -> bool:
+        """Whether ``pname`` is the key of a source's DATASOURCE parameter (reported as a clash, naming both)."""
+        return (pname.lower() == "datasource" and "datasource" in self.names
+                and Role.DATASOURCE in Kind(self.spec.kind).spec.roles)
+
     def _check_reserved(self, pname: str, pyname: str) -> None:
         hit = _reserved.reserved_property(self.spec.kind, pname)
         if hit is None:
             return
-        other = _RENAME.get(hit.name, f"{pyname}_value")
+        other = next((n for n in (_RENAME.get(hit.name, ""), f"{pyname}_value") if n and n.lower() not in self.taken),
+                     f"{pyname}_{len(self.names)}")
         ann = self.hints.get(pyname)
         shown = _name(_strip(ann)) if ann is not None else "T"
         fix = (f"rename the key eKuiper sees with Annotated[{shown}, Param(name={other!r})], "
@@ -455,7 +482,7 @@ class _SymbolShape:
         args = typing.get_args(_strip(ret)) if ret is not inspect.Parameter.empty else ()
         if len(args) >= 2:
             try:
-                return type_info(args[1])
+                return data_type_info(args[1])
             except Unsupported as exc:
                 self.col.add(f"generator sink receives {exc}")
         return TypeInfo("any", display="any")

@@ -137,7 +137,9 @@ def _lint_sink(files: Contents, path: str, report: Report) -> None:
         report.error(f"{path}: 'properties' must be a list for a sink (eKuiper fails to read the file)", lint=True)
         return
     _lint_defaults(path, props, report)
-    _lint_reserved(Kind.SINK, path, [f.get("name") for f in props if isinstance(f, dict)], report)
+    names = [f.get("name") for f in props if isinstance(f, dict)]
+    _lint_reserved(Kind.SINK, path, names, report)
+    _lint_twice(path, names, report)
 
 
 def _lint_source(files: Contents, src: str, report: Report) -> None:
@@ -159,7 +161,9 @@ def _lint_source(files: Contents, src: str, report: Report) -> None:
     for key, fields in props.items():
         if isinstance(fields, list):
             _lint_defaults(f"{jpath} properties.{key}", fields, report)
-    names = set(property_names(props))
+    listed = property_names(props)
+    _lint_twice(jpath, listed, report)
+    names = set(listed)
     _lint_reserved(Kind.SOURCE, jpath, sorted(names), report)
     for section, values in (yaml_data or {}).items():
         _lint_reserved(Kind.SOURCE, f"{ypath} section '{section}'",
@@ -192,6 +196,21 @@ def _lint_reserved(kind: Kind, path: str, names: List[Any], report: Report) -> N
         if hit is not None:
             report.warn(f"{path}: property '{name}' has a name eKuiper reserves ({hit.go}): {hit.effect}; "
                         "rename the property")
+
+
+def _lint_twice(path: str, names: List[Any], report: Report) -> None:
+    """A property listed twice, compared ignoring case as eKuiper matches keys: one value reaches both."""
+    seen: Dict[str, str] = {}
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        if name.lower() not in seen:
+            seen[name.lower()] = name
+            continue
+        first = seen[name.lower()]
+        same = f"property '{name}' twice" if first == name else f"properties '{first}' and '{name}'"
+        report.warn(f"{path}: lists the {same}, one key to eKuiper (it compares keys ignoring case): one value "
+                    "reaches both; give each property a name of its own")
 
 
 def _lint_defaults(path: str, fields: List[Any], report: Report) -> None:

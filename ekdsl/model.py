@@ -70,9 +70,10 @@ class TypeInfo(NamedTuple):
     """A parameter's type, reduced to what eKuiper and coercion need.
 
     ``kind`` is one of: ``str int float bool bytes datetime any list dict object
-    literal enum``. ``item`` is the element type of a list (or the value type of a
-    dict), ``fields`` the fields of an object (TypedDict or dataclass),
-    ``choices`` the allowed values of a literal or enum.
+    literal enum``, or ``row`` (the items of a sink's ``list[Row]`` data parameter only).
+    ``item`` is the element type of a list (or the value type of a dict), ``fields`` the
+    fields of an object (TypedDict or dataclass), ``choices`` the allowed values of a
+    literal or enum.
     """
 
     kind: str

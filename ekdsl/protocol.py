@@ -49,6 +49,7 @@ __all__ = [
     "go_json",
     "parse_func_meta",
     "require_ack",
+    "setting",
     "sink_payload",
     "socket_dir",
 ]
@@ -262,11 +263,13 @@ def _control(ctrl: Dict[str, Any], data: bytes) -> Control:
     return Control(name, ptype, Meta(rule, op, inst), ds if isinstance(ds, str) else "", config)
 
 
-def error_reply(text: str) -> bytes:
-    """An error reply: never empty and never starting with ``h``, which the host takes for a keepalive."""
+def error_reply(text: str, kind: str = "") -> bytes:
+    """An error reply: never empty and never starting with ``h``, which the host takes for a keepalive. Such a
+    text (``httppoll: property ...``) gets the symbol's ``kind`` before it (``source httppoll: ...``), else
+    ``error:``; eKuiper shows it as ``receive error: <reply>``."""
     text = text.strip() or "error"
     if text[0] == "h":
-        text = "error: " + text
+        text = f"{kind or 'error:'} {text}"
     return text.encode("utf-8", "replace")
 
 
@@ -305,16 +308,23 @@ def ack_error(message: str) -> bytes:
     return _dumps({"error": encodable(message) or "error"})
 
 
+def setting(config: Mapping[str, Any], name: str) -> Tuple[Optional[str], Any]:
+    """``(key, value)`` of the setting ``name`` in a props map, the key matched as eKuiper's ``MapToStruct``
+    (mapstructure) matches it: exactly, else the first key equal ignoring case; ``(None, None)`` if absent."""
+    if name in config:
+        return name, config[name]
+    lower = name.lower()
+    for key, value in config.items():
+        if isinstance(key, str) and key.lower() == lower:
+            return key, value
+    return None, None
+
+
 def require_ack(config: Mapping[str, Any]) -> bool:
     """Whether the host waits for acks: ``requireAck`` is true, the key matched as eKuiper's ``MapToStruct``
-    matches it (exactly, else in any case; ``runtime/sink.go Provision``). Only a JSON ``true`` counts: eKuiper
-    refuses a rule whose ``requireAck`` is not a bool."""
-    if "requireAck" in config:
-        return config["requireAck"] is True
-    for key, value in config.items():
-        if isinstance(key, str) and key.lower() == "requireack":
-            return value is True
-    return False
+    matches it (:func:`setting`; ``runtime/sink.go Provision``). Only a JSON ``true`` counts: eKuiper refuses a
+    rule whose ``requireAck`` is not a bool."""
+    return setting(config, "requireAck")[1] is True
 
 
 def sink_payload(value: Any) -> bytes:

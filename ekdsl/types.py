@@ -314,6 +314,12 @@ def _c_enum(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
     raise _Mismatch(path, t, value)
 
 
+def _c_row(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
+    if isinstance(value, t.pytype):  # a sink's list[Row]: the runtime made each Row
+        return value
+    raise _Mismatch(path, t, value)
+
+
 _HANDLERS = {
     "any": _c_any,
     "str": _c_str,
@@ -327,4 +333,5 @@ _HANDLERS = {
     "object": _c_object,
     "literal": _c_literal,
     "enum": _c_enum,
+    "row": _c_row,
 }

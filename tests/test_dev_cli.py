@@ -99,7 +99,7 @@ def test_failures_are_one_line(tmp_path, silent_plugin):
     assert failure(PYSAM, "source", "nope") == \
         "ekdsl: error: plugin 'pysam' declares no source 'nope' (its sources: pyjson)"
     assert failure(PYSAM, "source", "pyjson", "--conf", "period=fast") == \
-        "ekdsl: error: receive error: pyjson: property 'period' expects float, got 'fast'"
+        "ekdsl: error: pyjson: property 'period' expects float, got 'fast'"
     assert failure(PYSAM, "source", "pyjson", "--conf", "period") == \
         "ekdsl: error: --conf expects KEY=VALUE, got 'period'"
 

@@ -100,11 +100,15 @@ def test_merger_without_rate_limit_fails():
 
 def test_sink_findings_and_types():
     assert plan_sink("k", {"requireAck": False, "path": "x"}) == []
-    assert "waits for the plugin's ack" in plan_sink("k", {"requireack": True})[0]
     for props in ({"fields": "a"}, {"sendSingle": "yes"}, {"lingerInterval": "soon"}, {"encProps": []}):
         with pytest.raises(RuleError):
             plan_sink("k", props)
-    assert len(plan_sink("k", {"fields": ["a"], "sendSingle": True, "lingerInterval": "1s", "encProps": {}})) == 4
+    # rule options are not the plugin's properties: reported only when the sink declares one of that name
+    options = {"fields": ["a"], "sendSingle": True, "lingerInterval": "1s", "batchSize": 10, "requireack": True}
+    assert plan_sink("k", options) == []
+    [found] = plan_sink("k", options, declared=["Fields", "path"])
+    assert found.startswith("sink 'k': its property 'fields' is read by eKuiper")
+    assert "the emulator sends the payload as given" in plan_sink("k", {"encryption": "aes"})[0]
 
 
 units = st.sampled_from([("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0),

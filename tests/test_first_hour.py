@@ -263,3 +263,79 @@ def test_export_check_hint_quotes_the_whole_command(tmp_path, capsys):
     assert cli_main(["export", str(PYSAM), "-o", str(tmp_path), "--zip", "--check"]) == 1
     err = capsys.readouterr().err
     assert re.search(r"run 'python -m ekdsl export \S+ -o \S+ --zip'$", err.strip()), err
+
+
+def test_dev_says_why_it_counts_each_error(make_module):
+    """Every error the summary counts has its line: a source short of rows, a start the plugin refused."""
+    path = make_module('''
+        from typing import Iterator
+        from ekdsl import Context, Plugin
+
+        plugin = Plugin("whyerrors")
+
+        @plugin.source
+        def once() -> Iterator[dict]:
+            yield {"n": 1}
+
+        @plugin.source
+        def slow(ctx: Context, period: float = 60.0) -> Iterator[dict]:
+            while True:
+                yield {"n": 2}
+                ctx.sleep(period)
+
+        @plugin.sink
+        def needs(data: dict, path: str) -> None:
+            pass
+
+        @plugin.function
+        def shout(word: str) -> str:
+            return word.upper()
+    ''')
+    proc = dev(str(path), "source", "slow", "-n", "2", "--timeout", "1")
+    assert proc.returncode == 1
+    assert "  error: source slow sent 1 of the 2 rows asked for within 1 s: if it waits longer" in proc.stdout
+    assert "source slow: 1 rows in" in proc.stdout and ", 1 errors" in proc.stdout
+    path.write_text(path.read_text().replace("@plugin.source\ndef slow", "def slow"))  # the tour waits 10 s
+    proc = dev(str(path))
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert "  note: source once ended after 1 rows (its generator returned)" in out
+    assert "  error: needs: property 'path' expects str, got None (the property is required" in out
+    assert "sink needs: not started" in out
+    assert 'function shout("ekdsl") = "EKDSL"' in out  # the tour went on after the refused start
+    errors = int(re.search(r"summary: .*, (\d+) errors", out).group(1))  # type: ignore[union-attr]
+    assert errors == out.count("  error: ") == 1
+
+
+def test_a_refusal_starting_with_h_gets_the_kind_not_a_second_error(make_module):
+    """eKuiper takes a reply starting with 'h' for a keepalive: such a text gets the symbol's kind before it."""
+    path = make_module('''
+        from typing import Iterator
+        from ekdsl import Plugin
+
+        plugin = Plugin("hpoll")
+
+        @plugin.source
+        def httppoll(period: float = 1.0) -> Iterator[dict]:
+            yield {}
+    ''')
+    proc = dev(str(path), "source", "httppoll", "--conf", "period=fast")
+    assert proc.stderr.strip() == "ekdsl: error: source httppoll: property 'period' expects float, got 'fast'"
+    with Emulator(str(path)) as emu, pytest.raises(HostError) as info:
+        emu.start_source("httppoll", extra={"period": "fast"})
+    assert str(info.value) == "receive error: source httppoll: property 'period' expects float, got 'fast'"
+
+
+def test_dev_on_a_folder_named_unlike_its_plugin_json_says_why(tmp_path):
+    from ekdsl import load_target
+    from ekdsl.package import export
+
+    folder = tmp_path / "my-plugin"
+    export(load_target(str(PYSAM)).model(), str(tmp_path / "dist"))
+    (tmp_path / "dist" / "pysam").rename(folder)
+    proc = dev(str(folder))
+    assert proc.returncode == 1
+    assert "no such file" not in proc.stderr
+    assert "missing or invalid json file my-plugin.json" in proc.stderr
+    assert "it holds pysam.json: eKuiper installs a plugin under its zip's (or folder's) name" in proc.stderr
+    assert "name the package pysam.zip (or the folder pysam)" in proc.stderr

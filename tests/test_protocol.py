@@ -113,6 +113,13 @@ def test_malformed_commands(payload, needle):
 def test_error_reply_never_looks_like_a_keepalive(text):
     reply = error_reply(text)
     assert reply and reply[:1] != b"h"
+    assert error_reply(text, "source")[:1] != b"h"
+
+
+def test_an_error_reply_gets_the_kind_rather_than_a_second_error():
+    assert error_reply("httppoll: property 'x' expects int", "source") == b"source httppoll: property 'x' expects int"
+    assert error_reply("ticks: property 'x' expects int", "source") == b"ticks: property 'x' expects int"
+    assert error_reply("handshake failed") == b"error: handshake failed"
 
 
 def test_source_rows():

@@ -1,5 +1,6 @@
 """eKuiper's side of the portable-plugin protocol, to run and test plugins without an eKuiper server."""
 
+from .batching import BatchedSink
 from .channels import CommandError, HostError
 from .emulator import Emulator
 from .host import FunctionHandle, Host, SinkHandle, SourceHandle, source_config
@@ -9,6 +10,7 @@ from .process import LAUNCH_ARG, PluginProcess
 
 __all__ = [
     "LAUNCH_ARG",
+    "BatchedSink",
     "CommandError",
     "Emulator",
     "FunctionHandle",

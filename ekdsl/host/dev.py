@@ -14,6 +14,7 @@ from ..errors import ProtocolError, UsageError
 from ..framing import encode_sink_messages
 from ..session import is_source_failure
 from ..transport import Timeout
+from .channels import CommandError, HostError
 from .emulator import Emulator
 
 __all__ = ["add_arguments", "run"]
@@ -108,7 +109,11 @@ def run(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
             from .serve import serve
 
             return serve(emu, args.port, out)
-        code = {"tour": _tour, "source": _source, "sink": _sink, "function": _function}[mode](emu, args, conf, out)
+        try:
+            code = {"tour": _tour, "source": _source, "sink": _sink, "function": _function}[mode](emu, args, conf,
+                                                                                                out)
+        except CommandError as exc:  # the plugin refused the start: its text is the error (eKuiper's rule error)
+            raise HostError(exc.reply) from None
         for finding in emu.findings:
             out(f"finding: {finding}")
         return code
@@ -121,33 +126,55 @@ def _source(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: 
                                       args.datasource)
     rate = len(rows) / secs if secs > 0 else 0.0
     out(f"source {args.symbol}: {len(rows)} rows in {secs:.2f} s ({rate:.1f} rows/s), {errors} errors")
-    return 0 if len(rows) == args.rows and not errors else 1
+    return 1 if errors else 0
 
 
 def _read_source(emu: Emulator, symbol: str, n: int, timeout: float, out: _Out, conf: Dict[str, Any],
                  conf_key: str = "", datasource: str = "") -> Tuple[List[Dict[str, Any]], int, float]:
+    """Up to ``n`` rows within ``timeout``, each printed; fewer is an error, printed with why, unless the source
+    ended (its generator returned: a note)."""
     src = emu.start_source(symbol, conf_key=conf_key, datasource=datasource, extra=conf)
     rows: List[Dict[str, Any]] = []
     errors = 0
     t0 = time.monotonic()
     deadline = t0 + timeout
+    failed = ended = False
     try:
-        while len(rows) < n and time.monotonic() < deadline:
+        while len(rows) < n and not failed and time.monotonic() < deadline:
             try:
-                msg, meta = src.recv(max(0.01, deadline - time.monotonic()))
+                msg, meta = src.recv(max(0.01, min(ENDED_POLL, deadline - time.monotonic())))
             except Timeout:
-                break
+                if ended:
+                    break
+                ended = source_ended(emu, symbol)  # one more receive: its last rows may still be on the way
+                continue
             except ProtocolError as exc:
                 errors += 1
                 out(f"  error: {exc}")
-                if source_failed(exc, symbol):
-                    break
+                failed = source_failed(exc, symbol)
                 continue
             rows.append(msg or {})
             out("  " + json.dumps(msg) + (f"  meta={json.dumps(meta)}" if meta else ""))
     finally:
         emu.stop(src)
-    return rows, errors, time.monotonic() - t0
+    secs = time.monotonic() - t0
+    if ended:
+        out(f"  note: source {symbol} ended after {len(rows)} rows (its generator returned)")
+    elif len(rows) < n and not failed:
+        errors += 1
+        out(f"  error: source {symbol} sent {len(rows)} of the {n} rows asked for within {timeout:g} s: if it waits "
+            f"longer between rows, give it time ('source {symbol} --timeout SECONDS') or a shorter period (--conf)")
+    return rows, errors, secs
+
+
+ENDED_POLL = 0.5  # seconds between looks at whether a source that sends nothing has ended
+
+
+def source_ended(emu: Emulator, symbol: str) -> bool:
+    """Whether the plugin logged that ``symbol``'s generator returned (an ekdsl plugin says so)."""
+    tag = f"[{emu.name} source {symbol} "
+    return any(tag in line and "source finished after" in line for line in emu.output.splitlines())
+
 
 
 def source_failed(exc: ProtocolError, symbol: str) -> bool:
@@ -258,25 +285,43 @@ def sample_args(emu: Emulator, symbol: str) -> List[Any]:
     return values
 
 
+def _refused(kind: str, symbol: str, exc: CommandError, out: _Out) -> int:
+    """A start the plugin refused, in the tour: the error, then the symbol's line; one error."""
+    out(f"  error: {exc.reply}")
+    out(f"{kind} {symbol}: not started")
+    return 1
+
+
 def _tour(emu: Emulator, args: argparse.Namespace, conf: Dict[str, Any], out: _Out) -> int:
     meta = emu.meta
     rows: List[Any] = []
     errors = 0
     acks = calls = received = 0
     for symbol in meta["sources"]:
-        got, errs, secs = _read_source(emu, symbol, 3, 10.0, out, {}, datasource=args.datasource)
+        try:
+            got, errs, secs = _read_source(emu, symbol, 3, 10.0, out, {}, datasource=args.datasource)
+        except CommandError as exc:
+            errors += _refused("source", symbol, exc, out)
+            continue
         out(f"source {symbol}: {len(got)} rows in {secs:.2f} s, {errs} errors")
         received += len(got)
         rows = rows or got
-        errors += errs + (len(got) < 3)
+        errors += errs
     for symbol in meta["sinks"]:
-        sent, ok, failed = _feed(emu, symbol, rows or [SAMPLE_ROW], {"requireAck": True}, out)
+        try:
+            sent, ok, failed = _feed(emu, symbol, rows or [SAMPLE_ROW], {"requireAck": True}, out)
+        except CommandError as exc:
+            errors += _refused("sink", symbol, exc, out)
+            continue
         out(f"sink {symbol}: {sent} messages, {ok} acks ok, {failed} ack errors")
         acks += ok
         errors += failed
     for symbol in meta["functions"]:
         calls += 1
-        errors += not _call(emu, symbol, sample_args(emu, symbol), out)
+        try:
+            errors += not _call(emu, symbol, sample_args(emu, symbol), out)
+        except CommandError as exc:
+            errors += _refused("function", symbol, exc, out)
     out(f"summary: {received} rows, {acks} acks, {calls} function calls, {errors} errors")
     return 1 if errors else 0
 

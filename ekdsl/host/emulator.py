@@ -10,12 +10,12 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from ..checks import package_name
 from ..errors import PackagingError
 from ..kinds import Kind
 from ..state import Location, Scope, State, Stores, parse_location
 from ..state.locate import BASE_ENV, STATE_ENV, sqlite_folder
 from ..transport import Timeout
+from .batching import BatchedSink, batched
 from .host import INIT_TIMEOUT, FunctionHandle, Handle, Host, SinkHandle, SourceHandle
 from .install import Installed, install, source_props, stream_config
 from .planner import RateLimitedSource, plan_sink, plan_source
@@ -23,11 +23,15 @@ from .planner import RateLimitedSource, plan_sink, plan_source
 __all__ = ["Emulator", "is_package"]
 
 
+def _inner(handle: Any) -> Any:
+    """The host's handle behind a modelled one (a rate-limited source, a batched sink)."""
+    return handle.handle if isinstance(handle, (RateLimitedSource, BatchedSink)) else handle
+
+
 def is_package(target: str) -> bool:
-    """A zip, or a folder holding ``<folder name>.json``: something eKuiper could install."""
-    if target.endswith(".zip"):
-        return True
-    return os.path.isdir(target) and os.path.isfile(os.path.join(target, f"{package_name(target)}.json"))
+    """A zip or a folder: something to install as eKuiper does (a module to export is a ``.py`` file or a module
+    name, never a folder)."""
+    return target.endswith(".zip") or os.path.isdir(target)
 
 
 class Emulator:
@@ -186,15 +190,29 @@ class Emulator:
         return RateLimitedSource(handle, period) if period > 0 else handle
 
     def start_sink(self, symbol: str, config: Optional[Mapping[str, Any]] = None, rule: str = "rule1",
-                   op: Optional[str] = None) -> SinkHandle:
-        """Start ``symbol`` as a rule action would; props eKuiper cannot decode fail as rule creation does."""
+                   op: Optional[str] = None) -> Union[SinkHandle, BatchedSink]:
+        """Start ``symbol`` as a rule action would; props eKuiper cannot decode fail as rule creation does. With
+        ``batchSize`` or ``lingerInterval``, eKuiper's batching is modelled (:class:`~ekdsl.host.batching.
+        BatchedSink`), with the corruption of batches that wait for a busy sink."""
         self._known(Kind.SINK, symbol)
-        for text in plan_sink(symbol, dict(config or {})):
+        config = dict(config or {})
+        for text in plan_sink(symbol, config, self._sink_properties(symbol)):
             self._finding(text)
-        return self.host.start_sink(symbol, dict(config or {}), rule=rule, op=op or f"{symbol}_0")
+        return batched(self.host.start_sink(symbol, config, rule=rule, op=op or f"{symbol}_0"), config)
+
+    def _sink_properties(self, symbol: str) -> List[str]:
+        """The property names the sink's metadata declares (none if it cannot be read)."""
+        try:
+            with open(self.installed.etc("sinks", f"{symbol}.json"), encoding="utf-8") as fh:
+                props = json.load(fh).get("properties")
+        except (OSError, ValueError, AttributeError):
+            return []
+        return [p["name"] for p in props if isinstance(p, dict) and isinstance(p.get("name"), str)] \
+            if isinstance(props, list) else []
 
     def stop(self, handle: Any) -> None:
         """Stop a source or sink as eKuiper does; report acks the plugin sent that nobody asked for."""
+        handle = _inner(handle)
         if isinstance(handle, SinkHandle):
             if not handle.require_ack:
                 stray = self._drain_acks(handle)
@@ -203,15 +221,13 @@ class Emulator:
                                   "eKuiper never reads them, so they pile up until the plugin's sends time out")
             self.host.stop_sink(handle)
         else:
-            self.host.stop_source(handle.handle if isinstance(handle, RateLimitedSource) else handle)
+            self.host.stop_source(handle)
 
-    def restart(self, handle: Union[Handle, RateLimitedSource], *, late_stop: bool = False,
+    def restart(self, handle: Union[Handle, RateLimitedSource, BatchedSink], *, late_stop: bool = False,
                 config: Optional[Mapping[str, Any]] = None) -> Handle:
         """Restart a rule's source or sink; ``late_stop`` sends the old run's stop after the new start, as a
         quick rule restart in eKuiper can (see :meth:`Host.restart`)."""
-        if isinstance(handle, RateLimitedSource):
-            handle = handle.handle
-        return self.host.restart(handle, late_stop=late_stop, config=config)
+        return self.host.restart(_inner(handle), late_stop=late_stop, config=config)
 
     def restart_plugin(self) -> None:
         """Kill the plugin (SIGKILL) and launch it again, replaying the starts of what runs, as eKuiper's plugin
@@ -222,11 +238,11 @@ class Emulator:
         self._known(Kind.FUNCTION, symbol)
         return self.host.function(symbol)
 
-    def state(self, handle: Union[Handle, RateLimitedSource, FunctionHandle, None] = None, *, rule: str = "rule1",
-              op: str = "op1", instance: int = 0, func_id: int = 0) -> State:
+    def state(self, handle: Union[Handle, RateLimitedSource, BatchedSink, FunctionHandle, None] = None, *,
+              rule: str = "rule1", op: str = "op1", instance: int = 0, func_id: int = 0) -> State:
         """The ``ctx.state`` of a source or sink ``handle``; of a function called from ``rule``/``op``/
         ``instance`` at ``func_id``; or, without a handle, the plugin's shared state."""
-        if isinstance(handle, RateLimitedSource):
+        if isinstance(handle, (RateLimitedSource, BatchedSink)):
             handle = handle.handle
         if handle is None:
             scope = Scope("shared")

@@ -10,9 +10,10 @@ fields; a value of another type makes rule creation fail.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Tuple
 
 from ..goconf import go_duration
+from ..protocol import setting
 from ..reserved import SINK_PROPERTIES, SOURCE_PROPERTIES, Reserved
 from ..transport import Timeout
 from .channels import HostError
@@ -23,16 +24,6 @@ __all__ = ["RateLimitedSource", "RuleError", "go_duration", "plan_sink", "plan_s
 
 class RuleError(HostError):
     """eKuiper would refuse to create the rule (the text is eKuiper's reason)."""
-
-
-def _lookup(config: Mapping[str, Any], name: str) -> Tuple[Optional[str], Any]:
-    """mapstructure's match: the exact key, else the first key equal ignoring case."""
-    if name in config:
-        return name, config[name]
-    for key, value in config.items():
-        if isinstance(key, str) and key.lower() == name.lower():
-            return key, value
-    return None, None
 
 
 def plan_source(symbol: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Tuple[float, List[str]]:
@@ -47,7 +38,7 @@ def plan_source(symbol: str, props: Mapping[str, Any], config: Mapping[str, Any]
         if hit is not None:
             findings.append(f"source '{symbol}': property '{prop}' has a name eKuiper reserves ({hit.go}): "
                             f"{hit.effect}")
-    key, value = _lookup(config, "interval")
+    key, value = setting(config, "interval")
     period = 0.0
     if key is not None:
         try:
@@ -56,7 +47,7 @@ def plan_source(symbol: str, props: Mapping[str, Any], config: Mapping[str, Any]
             raise RuleError(f"source '{symbol}': 1 error(s) decoding: error decoding '{key}': {exc}") from None
     if 0 < period < 0.001:
         raise RuleError(f"source '{symbol}': interval should be larger than 1ms")
-    merger = _lookup(config, "merger")[1] or _lookup(config, "mergeField")[1]
+    merger = setting(config, "merger")[1] or setting(config, "mergeField")[1]
     if merger and period <= 0:
         raise RuleError(f"source '{symbol}': merger is set but rate limit is not required")
     if period > 0:
@@ -83,9 +74,19 @@ def _fits(r: Reserved, value: Any) -> bool:
     return isinstance(value, str)
 
 
-def plan_sink(symbol: str, config: Mapping[str, Any]) -> List[str]:
-    """Findings for a rule action on ``symbol``; :class:`RuleError` where ``ParseConf`` fails."""
+_UNMODELLED = frozenset({"compression", "encryption"})  # eKuiper changes the payload; the emulator sends it as given
+
+
+def plan_sink(symbol: str, config: Mapping[str, Any], declared: Collection[str] = ()) -> List[str]:
+    """Findings for a rule action on ``symbol``, whose metadata declares the properties ``declared``;
+    :class:`RuleError` where ``ParseConf`` fails.
+
+    eKuiper's own settings in the action (``batchSize``, ``sendSingle``, ``requireAck``, ...) are rule options,
+    not the plugin's: they are reported only when the sink declares a property of that name (eKuiper takes it
+    over), or when the emulator does not do what eKuiper would (``compression``, ``encryption``).
+    """
     findings: List[str] = []
+    own = {str(name).lower() for name in declared}
     for key, value in config.items():
         hit = SINK_PROPERTIES.get(str(key).lower())
         if hit is None:
@@ -93,8 +94,12 @@ def plan_sink(symbol: str, config: Mapping[str, Any]) -> List[str]:
         if not _fits(hit, value):
             raise RuleError(f"fail to parse sink configuration: read properties fail with error: '{key}' "
                             f"expected type '{hit.gotype}', got {value!r}")
-        if hit.name != "requireAck" or key != "requireAck":
-            findings.append(f"sink '{symbol}': property '{key}' is read by eKuiper ({hit.go}): {hit.effect}")
+        if hit.name.lower() in own:
+            findings.append(f"sink '{symbol}': its property '{key}' is read by eKuiper ({hit.go}): {hit.effect}; "
+                            "the sink's own value never reaches it as meant")
+        elif hit.name.lower() in _UNMODELLED:
+            findings.append(f"sink '{symbol}': property '{key}' is read by eKuiper ({hit.go}): {hit.effect}; "
+                            "the emulator sends the payload as given")
     return findings
 
 

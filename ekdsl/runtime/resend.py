@@ -18,6 +18,7 @@ from typing import Any, FrozenSet, Mapping, Optional, Set
 
 from ..context import Context
 from ..errors import StateError
+from ..protocol import setting
 
 __all__ = ["ResendRecord", "resends"]
 
@@ -25,10 +26,8 @@ KEY = "message"
 
 
 def _flag(config: Mapping[str, Any], name: str) -> bool:
-    """A bool property as eKuiper's ``MapToStruct`` matches it: the exact name, else any case; only ``true``."""
-    if name in config:
-        return config[name] is True
-    return any(isinstance(k, str) and k.lower() == name.lower() and v is True for k, v in config.items())
+    """A bool property as eKuiper's ``MapToStruct`` matches it (:func:`~ekdsl.protocol.setting`); only ``true``."""
+    return setting(config, name)[1] is True
 
 
 def resends(config: Mapping[str, Any]) -> bool:

@@ -137,7 +137,7 @@ class PluginServer:
             return REPLY_OK
         except EkdslError as exc:
             self.log.error("cannot %s %s %s: %s", cmd.cmd, ctrl.plugin_type, ctrl.key, exc)
-            return error_reply(str(exc))
+            return error_reply(str(exc), str(kind_of_wire(ctrl.plugin_type) or ""))
         except Exception as exc:
             self.log.exception("cannot %s %s %s", cmd.cmd, ctrl.plugin_type, ctrl.key)
             return error_reply(f"{type(exc).__name__}: {exc}")

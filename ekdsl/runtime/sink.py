@@ -10,11 +10,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from ..codec import loads as _json
 from ..context import Context, Stopped
 from ..errors import ConfigError
-from ..framing import sink_events, sink_rows
+from ..framing import message_items, sink_rows
 from ..model import SymbolModel, TypeInfo
-from ..protocol import ACK_OK, DIAL_ATTEMPTS, DIAL_INTERVAL, Meta, ack_error, ack_url, data_url, require_ack
+from ..protocol import ACK_OK, DIAL_ATTEMPTS, DIAL_INTERVAL, Meta, ack_error, ack_url, data_url, require_ack, setting
 from ..transport import Closed, Socket, Timeout, open_socket
 from ..types import coerce
+from .batches import BatchCheck, batch_check
 from .failure import describe
 from .resend import ResendRecord
 
@@ -43,13 +44,13 @@ def _json_or_text(payload: bytes) -> Any:
 _WHOLE: Dict[str, Callable[[bytes], Any]] = {"bytes": _same, "str": _text, "any": _json_or_text}
 
 
-def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]:
+def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str, send_single: bool = False) -> List[Any]:
     """The items a sink's data parameter receives for one payload, per its annotation, not yet converted.
 
     ``bytes``: the payload; ``str``: its text; ``Any``: the decoded JSON (or the text,
-    if it is not JSON); a dict or object type: one item per row; a ``list``: one item
-    per event (a batch of events gives several). Raises :class:`ConfigError` when a
-    row or event type gets a payload that is not JSON.
+    if it is not JSON); a dict or object type: one item per row; a ``list``: one item,
+    the message's rows whatever the framing (:func:`~ekdsl.framing.message_items`). Raises
+    :class:`ConfigError` when a row or list type gets a payload that is not JSON.
     """
     kind = t.kind if t is not None else "any"
     whole = _WHOLE.get(kind)
@@ -61,7 +62,7 @@ def split_items(payload: bytes, t: Optional[TypeInfo], symbol: str) -> List[Any]
         raise ConfigError(symbol, "data", t.describe() if t else "JSON", payload[:80],
                           "the payload is not JSON; annotate the data parameter as bytes or str") from None
     if kind == "list":
-        return sink_events(value)
+        return [message_items(value, t, send_single)]
     return list(sink_rows(value))
 
 
@@ -98,6 +99,8 @@ class SinkRunner:
         self.ack.send_timeout = 1.0
         self.received = 0
         self.failed = 0
+        self._send_single = setting(ctx.config, "sendSingle")[1] is True  # for list[Row]'s event numbers
+        self._batches = batch_check(ctx.config, log)  # warns when the rule batches: eKuiper corrupts batches
         self._resend = ResendRecord.for_sink(ctx, log) if require_ack else None  # with enableCache only
         self.done = threading.Event()
         self._gen: Any = None
@@ -140,6 +143,8 @@ class SinkRunner:
             if self.sym.is_generator:
                 self._open_generator()
             deliver = self._fast_delivery() or self._deliver
+            if self._batches is not None:
+                deliver = self._checked(deliver, self._batches)
             stopped, recv = self.ctx.stop_event.is_set, self.data.recv
             while not stopped():
                 try:
@@ -166,7 +171,7 @@ class SinkRunner:
         self.received += 1
         errors: List[Tuple[int, str]] = []
         try:
-            items = split_items(payload, self.sym.data_type, self.sym.name)
+            items = split_items(payload, self.sym.data_type, self.sym.name, self._send_single)
         except ConfigError as exc:
             items = []
             errors.append((0, str(exc)))
@@ -182,6 +187,22 @@ class SinkRunner:
             self.failed += 1
         if self.require_ack:
             self._ack(_summary(errors, len(items), self._unit) if errors else "")
+
+    def _checked(self, deliver: Callable[[bytes], None], batches: BatchCheck) -> Callable[[bytes], None]:
+        """``deliver``, but a batch eKuiper cut short is refused whole: logged, and acked with why."""
+
+        def checked(payload: bytes) -> None:
+            error = batches.problem(payload)
+            if not error:
+                deliver(payload)
+                return
+            self.received += 1
+            self.failed += 1
+            self.log.error("message %d: %s", self.received, error)
+            if self.require_ack:
+                self._ack(error)
+
+        return checked
 
     def _fast_delivery(self) -> Optional[Callable[[bytes], None]]:
         """The fast path of :meth:`_deliver` for a plain function whose data parameter takes a whole message
@@ -218,7 +239,7 @@ class SinkRunner:
     @property
     def _unit(self) -> str:
         kind = self.sym.data_type.kind if self.sym.data_type is not None else "any"
-        return {"list": "event", "bytes": "message", "str": "message", "any": "message"}.get(kind, "row")
+        return "row" if kind not in _WHOLE and kind != "list" else "message"
 
     def _attempt(self, item: Any) -> str:
         """Convert and deliver one item; return the error text ('' when it succeeded). Raises only Stopped."""

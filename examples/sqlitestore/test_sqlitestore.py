@@ -1,4 +1,4 @@
-"""The SQLite sink: rows stored per event, acks, batches, and the warning when requireAck is missing."""
+"""The SQLite sink: rows stored per message, acks, framings, and the warning when requireAck is missing."""
 
 import json
 import logging
@@ -13,13 +13,14 @@ def stored(db: Path, table: str = "rows") -> list:
         return [json.loads(r) for (r,) in conn.execute(f"SELECT row FROM {table} ORDER BY id")]
 
 
-def test_events_and_batches_in_process(ekdsl_symbols, tmp_path):
+def test_every_framing_in_process(ekdsl_symbols, tmp_path):
     db = tmp_path / "r.db"
-    snk = ekdsl_symbols(PLUGIN).sink("sqlite_store", {"path": str(db), "requireAck": True, "batchSize": 2})
-    assert snk.send([{"n": 1}, {"n": 2}]) is None  # one event of two rows
+    snk = ekdsl_symbols(PLUGIN).sink("sqlite_store", {"path": str(db), "requireAck": True})
+    assert snk.send([{"n": 1}, {"n": 2}]) is None  # one event of two rows (a window)
     assert snk.send([[{"n": 3}], [{"n": 4}]]) is None  # a batch of two events
+    assert snk.send({"n": 5}) is None  # one row (sendSingle)
     snk.stop()
-    assert stored(db) == [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}]
+    assert stored(db) == [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}, {"n": 5}]
 
 
 def test_a_bad_table_name_is_acked_as_an_error(ekdsl_symbols, tmp_path):
@@ -45,9 +46,9 @@ def test_under_the_emulator(ekuiper, tmp_path):
     assert stored(db, "meters") == [{"kwh": 1.5}, {"kwh": 2.5}, {"kwh": 3}]
 
 
-def test_a_resent_message_stores_each_event_once(ekuiper, tmp_path):
-    """With enableCache eKuiper resends a message whose ack was an error; the events stored the first time
-    are not stored again. A trigger refuses one event while a row of 'blocked' names it (a passing fault)."""
+def test_a_resent_message_is_stored_once(ekuiper, tmp_path):
+    """With enableCache eKuiper resends a message whose ack was an error; its rows were rolled back, so the resend
+    stores each of them once. A trigger refuses a row while 'blocked' names it (a passing fault)."""
     db = tmp_path / "r.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE meters (id INTEGER PRIMARY KEY, at REAL, row TEXT)")
@@ -57,10 +58,12 @@ def test_a_resent_message_stores_each_event_once(ekuiper, tmp_path):
         conn.execute("""INSERT INTO blocked VALUES ('{"n": 2}')""")
     emu = ekuiper(PLUGIN)
     snk = emu.start_sink("sqlite_store", {"path": str(db), "table": "meters", "requireAck": True,
-                                          "enableCache": True, "batchSize": 3})
-    batch = [[{"n": 1}], [{"n": 2}], [{"n": 3}]]  # one message of three events
-    assert snk.send(batch) == "event 2 of 3: IntegrityError: busy, try later"
+                                          "enableCache": True})
+    window = [{"n": 1}, {"n": 2}, {"n": 3}]  # one message: the rows of a window
+    assert snk.send(window) == "IntegrityError: busy, try later"
+    assert stored(db, "meters") == []  # rolled back whole
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM blocked")
-    assert snk.send(batch) is None  # eKuiper's resend: only the event that failed is delivered
-    assert stored(db, "meters") == [{"n": 1}, {"n": 3}, {"n": 2}]
+    assert snk.send(window) is None  # eKuiper's resend
+    assert stored(db, "meters") == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert emu.findings == []
