@@ -10,26 +10,31 @@
 """
 
 from .context import Context, Row, Stopped
-from .decorators import Param, function, sink, source
+from .decorators import Param, connection, function, sink, source
 from .errors import (
     ConfigError,
+    ConnectionFailed,
     DefinitionError,
     DeployError,
     EkdslError,
     LoadError,
     PackagingError,
     ProtocolError,
+    RenderError,
     StateError,
     StoreError,
+    TemplateError,
     TransportError,
     UsageError,
 )
 from .plugin import Plugin, load_target
+from .template import Template
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "ConnectionFailed",
     "Context",
     "DefinitionError",
     "DeployError",
@@ -39,13 +44,17 @@ __all__ = [
     "Param",
     "Plugin",
     "ProtocolError",
+    "RenderError",
     "Row",
     "StateError",
     "Stopped",
     "StoreError",
+    "Template",
+    "TemplateError",
     "TransportError",
     "UsageError",
     "__version__",
+    "connection",
     "function",
     "load_target",
     "sink",

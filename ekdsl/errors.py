@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 __all__ = [
     "ConfigError",
+    "ConnectionFailed",
     "DefinitionError",
     "DeployError",
     "EkdslError",
@@ -181,3 +182,15 @@ class RenderError(TemplateError):
     def __init__(self, template: str, reason: str):
         super().__init__(template, reason)
 
+
+class ConnectionFailed(EkdslError):
+    """A shared connection could not be opened: its factory raised, or took longer than its ``open_timeout``.
+
+    ``connection`` is the factory's name, ``settings`` what it was called with (secrets masked).
+    """
+
+    def __init__(self, connection: str, settings: str, reason: str):
+        self.connection = connection
+        self.settings = settings
+        self.reason = reason
+        super().__init__(f"connection '{connection}' ({settings}) could not be opened: {reason}")

@@ -49,6 +49,7 @@ __all__ = [
     "go_json",
     "parse_func_meta",
     "require_ack",
+    "send_single",
     "sink_payload",
     "socket_dir",
 ]
@@ -305,16 +306,26 @@ def ack_error(message: str) -> bytes:
     return _dumps({"error": encodable(message) or "error"})
 
 
-def require_ack(config: Mapping[str, Any]) -> bool:
-    """Whether the host waits for acks: ``requireAck`` is true, the key matched as eKuiper's ``MapToStruct``
-    matches it (exactly, else in any case; ``runtime/sink.go Provision``). Only a JSON ``true`` counts: eKuiper
-    refuses a rule whose ``requireAck`` is not a bool."""
-    if "requireAck" in config:
-        return config["requireAck"] is True
+def _flag(config: Mapping[str, Any], name: str) -> bool:
+    """A bool property as eKuiper's ``MapToStruct`` matches its key (exactly, else in any case); only a JSON
+    ``true`` counts: eKuiper refuses a rule whose value is not a bool."""
+    if name in config:
+        return config[name] is True
+    lower = name.lower()
     for key, value in config.items():
-        if isinstance(key, str) and key.lower() == "requireack":
+        if isinstance(key, str) and key.lower() == lower:
             return value is True
     return False
+
+
+def require_ack(config: Mapping[str, Any]) -> bool:
+    """Whether the host waits for acks: ``requireAck`` is true (``runtime/sink.go Provision``)."""
+    return _flag(config, "requireAck")
+
+
+def send_single(config: Mapping[str, Any]) -> bool:
+    """Whether the host sends one row per message: ``sendSingle`` is true (``internal/topo/node/props.go``)."""
+    return _flag(config, "sendSingle")
 
 
 def sink_payload(value: Any) -> bytes:

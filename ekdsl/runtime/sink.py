@@ -16,6 +16,7 @@ from ..protocol import ACK_OK, DIAL_ATTEMPTS, DIAL_INTERVAL, Meta, ack_error, ac
 from ..transport import Closed, Socket, Timeout, open_socket
 from ..types import coerce
 from .failure import describe
+from .peritem import PerItem
 from .resend import ResendRecord
 
 __all__ = ["SinkRunner", "shape_item", "shape_items", "split_items"]
@@ -99,6 +100,7 @@ class SinkRunner:
         self.received = 0
         self.failed = 0
         self._resend = ResendRecord.for_sink(ctx, log) if require_ack else None  # with enableCache only
+        self._per_item = PerItem.of(sym, kwargs, ctx)  # dynamic properties, shared clients; None without either
         self.done = threading.Event()
         self._gen: Any = None
         self._loop: Any = None  # an asyncio loop, for async sinks only (asyncio loads lazily)
@@ -172,10 +174,13 @@ class SinkRunner:
             errors.append((0, str(exc)))
             self.log.error("message %d does not fit the sink: %s", self.received, exc)
         skip = self._resend.skipped(payload) if self._resend is not None else frozenset()
-        for n, item in enumerate(items, 1):
-            error = "" if n in skip else self._attempt(item)
-            if error:
-                errors.append((n, error))
+        if self._per_item is None:
+            for n, item in enumerate(items, 1):
+                error = "" if n in skip else self._attempt(item)
+                if error:
+                    errors.append((n, error))
+        else:
+            self._attempt_each(payload, items, skip, errors)
         if self._resend is not None:
             self._resend.settle(payload, len(items), {n for n, _ in errors}, skip)
         if errors:
@@ -183,12 +188,24 @@ class SinkRunner:
         if self.require_ack:
             self._ack(_summary(errors, len(items), self._unit) if errors else "")
 
+    def _attempt_each(self, payload: bytes, items: List[Any], skip: Any, errors: List[Tuple[int, str]]) -> None:
+        """The items of a message, each with its per-call arguments (dynamic properties, shared clients)."""
+        assert self._per_item is not None
+        for n, (item, extra) in enumerate(zip(items, self._per_item.values(payload, len(items))), 1):
+            if n in skip:
+                continue
+            if isinstance(extra, str):  # its dynamic properties could not be evaluated
+                self.log.error("message %d: %s", self.received, extra)
+            error = extra if isinstance(extra, str) else self._attempt(item, extra)
+            if error:
+                errors.append((n, error))
+
     def _fast_delivery(self) -> Optional[Callable[[bytes], None]]:
         """The fast path of :meth:`_deliver` for a plain function whose data parameter takes a whole message
         (``bytes``, ``str``, ``Any``): one call per message, the arguments bound once; ``None`` for the others."""
         sym = self.sym
         kind = sym.data_type.kind if sym.data_type is not None else "any"
-        if sym.is_generator or sym.is_async or kind not in _WHOLE:
+        if sym.is_generator or sym.is_async or kind not in _WHOLE or self._per_item is not None:
             return None
         kwargs = dict(self.kwargs)
         if sym.context_param:
@@ -220,15 +237,16 @@ class SinkRunner:
         kind = self.sym.data_type.kind if self.sym.data_type is not None else "any"
         return {"list": "event", "bytes": "message", "str": "message", "any": "message"}.get(kind, "row")
 
-    def _attempt(self, item: Any) -> str:
-        """Convert and deliver one item; return the error text ('' when it succeeded). Raises only Stopped."""
+    def _attempt(self, item: Any, extra: Optional[Dict[str, Any]] = None) -> str:
+        """Convert and deliver one item (``extra``: its per-call arguments); return the error text ('' when it
+        succeeded). Raises only Stopped."""
         try:
             item = shape_item(item, self.sym.data_type, self.sym.name)
         except ConfigError as exc:
             self.log.error("message %d: a %s does not fit the sink: %s", self.received, self._unit, exc)
             return str(exc)
         try:
-            self._call(item)
+            self._call(item, extra)
             return ""
         except BaseException as exc:  # user code may raise anything, SystemExit included: the sink goes on
             return self._failure(exc)
@@ -252,7 +270,7 @@ class SinkRunner:
             return self._loop.run_until_complete(value)
         return value
 
-    def _call(self, item: Any) -> None:
+    def _call(self, item: Any, extra: Optional[Dict[str, Any]] = None) -> None:
         if self.sym.is_generator:
             if self._gen is None:
                 self._open_generator(raise_errors=True)
@@ -272,12 +290,16 @@ class SinkRunner:
         kwargs[self.sym.data_param or "data"] = item
         if self.sym.context_param:
             kwargs[self.sym.context_param] = self.ctx
+        if extra:
+            kwargs.update(extra)
         self._await(self.sym.func(**kwargs))
 
     def _open_generator(self, raise_errors: bool = False) -> None:
         kwargs = dict(self.kwargs)
         if self.sym.context_param:
             kwargs[self.sym.context_param] = self.ctx
+        if self._per_item is not None:
+            kwargs.update(self._per_item.clients())
         try:
             gen = self.sym.func(**kwargs)
             self._await(gen.asend(None) if self.sym.is_async else gen.send(None))
