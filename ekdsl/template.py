@@ -9,7 +9,8 @@ text in, text out.
 from __future__ import annotations
 
 import math
-from typing import Any, List, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, List, Optional
 
 from .errors import RenderError
 from .template_syntax import SUPPORTED, Dot, Field, Index, Lit, parse, quote
@@ -51,7 +52,7 @@ def _field(node: Field, value: Any, go: bool, tpl: str) -> Any:
     """``value.a.b...``, with the message a user needs when a name is not there."""
     path = "" if node.top else node.base.src
     for i, name in enumerate(node.names):
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
             got = value.get(name, _MISSING)
             if got is _MISSING and not go:
                 have = ", ".join(sorted(str(k) for k in value)[:8]) or "none"
@@ -78,7 +79,7 @@ def _index(node: Index, value: Any, go: bool, tpl: str) -> Any:
     """``value[k1][k2]...`` as Go's ``index`` takes it: a string key of a map, an int of a list or a string."""
     for key in node.keys:
         k = key.value
-        if isinstance(value, Mapping) and isinstance(k, str):
+        if (type(value) is dict or isinstance(value, Mapping)) and isinstance(k, str):
             got = value.get(k, _MISSING)
             if got is _MISSING and not go:
                 raise RenderError(tpl, f"{node.src}: no field {k!r} (its fields: "
@@ -101,6 +102,37 @@ def _index(node: Index, value: Any, go: bool, tpl: str) -> Any:
     return value
 
 
+def _fast(node: Dot) -> Any:
+    """A getter for the usual case of ``node`` (fields of dicts, positions of lists) that gives ``_MISSING``
+    for anything else, for :func:`_eval` to explain; ``None`` when there is no such case."""
+    if isinstance(node, Field) and node.top:
+        names = node.names
+
+        def field(dot: Any) -> Any:
+            for name in names:
+                if type(dot) is not dict:
+                    return _MISSING
+                dot = dot.get(name, _MISSING)
+            return dot
+
+        return field
+    if isinstance(node, Index) and type(node.target) is Dot:
+        keys = tuple(k.value for k in node.keys)
+
+        def index(dot: Any) -> Any:
+            for key in keys:
+                if type(dot) is dict and type(key) is str:
+                    dot = dot.get(key, _MISSING)
+                elif type(dot) is list and type(key) is int and 0 <= key < len(dot):
+                    dot = dot[key]
+                else:
+                    return _MISSING
+            return dot
+
+        return index
+    return None
+
+
 class Template:
     """A data template, parsed (a :class:`~ekdsl.errors.TemplateError` says what is refused and why).
 
@@ -109,13 +141,14 @@ class Template:
     ``constant`` is the text of a template without actions (``None`` otherwise).
     """
 
-    __slots__ = ("_parts", "constant", "source")
+    __slots__ = ("_getters", "_parts", "constant", "source")
 
     def __init__(self, source: str) -> None:
         if not isinstance(source, str):
             raise TypeError(f"a template is text, got {type(source).__name__}")
         self.source = source
         self._parts = parse(source)
+        self._getters = tuple((p, None if isinstance(p, str) else _fast(p)) for p in self._parts)
         self.constant: Optional[str] = None
         if all(isinstance(p, str) for p in self._parts):
             self.constant = "".join(p for p in self._parts if isinstance(p, str))
@@ -125,11 +158,16 @@ class Template:
         if self.constant is not None:
             return self.constant
         out: List[str] = []
-        for part in self._parts:
+        for part, get in self._getters:
             if isinstance(part, str):
                 out.append(part)
                 continue
-            value = _eval(part, data, False, self.source)
+            value = _MISSING if get is None else get(data)
+            if type(value) is str:
+                out.append(value)
+                continue
+            if value is _MISSING:  # not the usual case: evaluate it again, with what to say if it fails
+                value = _eval(part, data, False, self.source)
             if value is None or isinstance(value, (Mapping, list, tuple)):
                 fix = "select a field of it" if value is not None else "give the row a value there"
                 raise RenderError(self.source, f"{part.src} is {_what(value)}, not a value: {fix}")
