@@ -127,6 +127,21 @@ def test_dynamic_properties_over_sockets_as_ekuiper_delivers_them(emu, tmp_path)
     emu.stop(per_event)
 
 
+def test_starts_during_a_slow_opening_wait_for_that_one(emu, tmp_path):
+    """eKuiper sends one command at a time: starts overlap an opening only when one gave up waiting for it."""
+    gate = tmp_path / "gate"
+    conf = {"path": str(tmp_path), "gate": str(gate), "requireAck": True}
+    for _ in range(2):  # each waits open_timeout (1 s) and fails; the opening goes on
+        with pytest.raises(CommandError, match=r"connection 'gated' .* still opening after 1 s"):
+            emu.start_sink("keep_gated", conf, rule=_rule())
+    threading.Timer(0.2, gate.touch).start()
+    snk = emu.start_sink("keep_gated", conf, rule=_rule())  # joins the same opening, which completes
+    assert snk.send([{"i": 1}]) is None
+    assert (_count(tmp_path, "opening.log"), _count(tmp_path, "opened.log")) == (1, 1)
+    emu.stop(snk)
+    assert wait_for(lambda: _count(tmp_path, "closed.log") == 1)
+
+
 def test_concurrent_starts_open_one_client(tmp_path):
     with InProcess(str(SHARED)) as syms:
         started: List[object] = []

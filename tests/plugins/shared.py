@@ -53,6 +53,23 @@ def folder(path: str, fail: bool = False, slow: float = 0.0) -> Iterator[Folder]
     _log(path, "closed.log")
 
 
+@plugin.connection(open_timeout=1.0)
+def gated(path: str, gate: str) -> Iterator[Folder]:
+    """A folder that opens once the file ``gate`` exists (within 10 s): a slow opening a test controls."""
+    _log(path, "opening.log")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _log(path, "opened.log")
+    yield Folder(path)
+    _log(path, "closed.log")
+
+
+@plugin.sink
+def keep_gated(row: Dict[str, Any], db: Annotated[Folder, gated]) -> None:
+    db.write("rows", row)
+
+
 @plugin.sink
 def keep(row: Dict[str, Any], ctx: Context, db: Annotated[Folder, folder],
          table: Annotated[str, Param(dynamic=True)] = "rows") -> None:
