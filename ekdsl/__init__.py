@@ -9,6 +9,8 @@
 4.0
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .context import Context, Row, Stopped
 from .decorators import Param, connection, function, sink, source
 from .errors import (
@@ -28,7 +30,9 @@ from .errors import (
     UsageError,
 )
 from .plugin import Plugin, load_target
-from .template import Template
+
+if TYPE_CHECKING:
+    from .template import Template
 
 __version__ = "0.1.0"
 
@@ -60,3 +64,12 @@ __all__ = [
     "sink",
     "source",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Template`` is imported when first asked for: a plugin without templates never loads the parser."""
+    if name == "Template":
+        from .template import Template
+
+        return Template
+    raise AttributeError(f"module 'ekdsl' has no attribute {name!r}")

@@ -27,7 +27,6 @@ from .decorators import Param, SymbolSpec
 from .errors import ConfigError, Problem, TemplateError
 from .kinds import Kind, Role, check_options
 from .model import MISSING, ConnectionUse, FieldModel, SymbolModel, Text, TypeInfo
-from .template import Template
 
 __all__ = ["NAME_RE", "build_symbol", "describe_location", "type_info"]
 
@@ -38,7 +37,7 @@ _ITERABLE_ORIGINS = {
 }
 _SCALARS: Dict[Any, str] = {
     str: "str", int: "int", float: "float", bool: "bool", bytes: "bytes",
-    _dt.datetime: "datetime", Any: "any", object: "any", Template: "template",
+    _dt.datetime: "datetime", Any: "any", object: "any",
 }
 _LIST_ORIGINS = {list, tuple, cabc.Sequence, cabc.MutableSequence, cabc.Collection, cabc.Iterable}
 _DICT_ORIGINS = {dict, cabc.Mapping, cabc.MutableMapping}
@@ -97,8 +96,9 @@ def type_info(tp: Any) -> TypeInfo:
             return type_info(args[0])._replace(optional=True)
         raise Unsupported(f"the union {_name(tp)} is not supported: use one type, Optional[T] or Any")
     if tp in _SCALARS:
-        kind = _SCALARS[tp]
-        return TypeInfo(kind, display="a data template" if kind == "template" else kind)
+        return TypeInfo(_SCALARS[tp], display=_SCALARS[tp])
+    if isinstance(tp, type) and tp.__module__ == "ekdsl.template" and tp.__qualname__ == "Template":
+        return TypeInfo("template", display="a data template")  # known without importing the parser
     origin = typing.get_origin(tp)
     if _is_literal(origin):
         return _literal(tp)
@@ -427,6 +427,8 @@ class _SymbolShape:
 
     def _default_ok(self, name: str, default: Any, t: TypeInfo, dynamic: bool) -> bool:
         if dynamic and isinstance(default, str) and "{{" in default:  # a template evaluated per row
+            from .template import Template  # only a dynamic property loads the parser
+
             try:
                 Template(default)
             except TemplateError as exc:

@@ -9,7 +9,7 @@ as the property is, and the current client of each shared connection.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from ..codec import loads
 from ..context import Context
@@ -17,8 +17,10 @@ from ..errors import ConfigError, RenderError
 from ..framing import sink_events, sink_rows
 from ..model import FieldModel, SymbolModel
 from ..protocol import send_single
-from ..template import Template
 from ..types import coerce
+
+if TYPE_CHECKING:
+    from ..template import Template
 
 __all__ = ["PerItem"]
 
@@ -37,8 +39,12 @@ class PerItem:
     @classmethod
     def of(cls, sym: SymbolModel, kwargs: Dict[str, Any], ctx: Context) -> Optional[PerItem]:
         """``None`` for a sink with neither; else takes the templates out of ``kwargs`` (bound at start)."""
-        templates = {p.pyname: (p, kwargs.pop(p.pyname)) for p in sym.dynamic
-                     if isinstance(kwargs.get(p.pyname), Template)}
+        dynamic = sym.dynamic
+        if not dynamic and ctx.connections is None:
+            return None
+        from ..template import Template  # only a sink with dynamic properties loads the parser
+
+        templates = {p.pyname: (p, kwargs.pop(p.pyname)) for p in dynamic if isinstance(kwargs.get(p.pyname), Template)}
         if not templates and ctx.connections is None:
             return None
         return cls(sym, templates, ctx)
