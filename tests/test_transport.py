@@ -282,25 +282,30 @@ def squat(path):
             return [squatter, *clients]
 
 
-@pytest.mark.parametrize("impl", ["native", "pynng"])
-def test_listen_refuses_a_listener_that_never_accepts(sockdir, impl):
+@pytest.mark.parametrize(("role", "impl"), [("listen", "native"), ("listen", "pynng"), ("dial", "native")])
+def test_a_listener_that_never_accepts_is_given_up_on(sockdir, role, impl):
+    """A stuck process (its queue full, never accepting) at the path: listening refuses it as in use, dialling
+    fails within the header wait; neither blocks on it."""
     u = url(sockdir, "squat")
     held = squat(u[6:])
     outcome = []
 
-    def listen():
+    def attempt():
         try:
-            open_socket("pull", u, listen=True, impl=impl, attempts=2, interval=0.01).close()
-            outcome.append("listening")
+            if role == "listen":
+                open_socket("pull", u, listen=True, impl=impl, attempts=2, interval=0.01).close()
+            else:
+                open_socket("push", u, impl=impl, attempts=2, interval=0.01).close()
+            outcome.append("opened")
         except TransportError as exc:
             outcome.append(str(exc))
 
-    t = threading.Thread(target=listen, daemon=True)
+    t = threading.Thread(target=attempt, daemon=True)
     try:
         t.start()
-        t.join(5)
-        assert not t.is_alive(), "the stale-socket check blocked on the squatter"
-        assert outcome and "in use" in outcome[0]
+        t.join(10)
+        assert not t.is_alive(), f"{role} blocked on the squatter"
+        assert outcome and ("in use" if role == "listen" else "cannot dial") in outcome[0], outcome
     finally:
         for sock in held:
             sock.close()

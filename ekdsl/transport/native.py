@@ -219,6 +219,7 @@ class _Dialer(_Base):
         """One connection attempt; raises ``OSError`` or :class:`ProtocolError` on failure."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            sock.settimeout(HEADER_WAIT)  # a listener that never accepts, its queue full, would block connect()
             sock.connect(self.path)
             _handshake(sock, self.kind)
         except BaseException:
