@@ -65,6 +65,18 @@ def _functions() -> Plugin:
         return f"{ctx.rule_id}/{ctx.op_id}/{x}"
 
     @p.function
+    def pads(a: str, b: Optional[int], c: Optional[bool]) -> Any:
+        return [a, b, c]
+
+    @p.function
+    def scalars(f: float, flag: bool, items: list, d: dict) -> Any:
+        return [f, flag, items, d]
+
+    @p.function(aggregate=True)
+    def first(column: Any, default: Any = "none") -> Any:
+        return [column, default]
+
+    @p.function
     def odd(kind: str) -> Any:
         if kind == "raise":
             raise ValueError("nope")
@@ -99,6 +111,12 @@ REQUESTS = [
     ("total", [["a"], CTX]),
     ("raw", ["aGVsbG8=", CTX]), ("raw", ["plain text", CTX]), ("raw", [None, CTX]),
     ("who", [7, CTX]), ("who", [7, "not json"]), ("who", [7, '{"ruleId":"x","funcId":"y"}']), ("who", [7, 5]),
+    ("pads", ["a", CTX]), ("pads", ["a", 2, CTX]), ("pads", ["a", None, True, CTX]), ("pads", [1, CTX]),
+    ("pads", ["a", 2.0, CTX]), ("pads", ["a", True, CTX]), ("pads", ["a", 2, 1, CTX]),
+    ("scalars", [1.5, True, [1], {"a": 1}, CTX]), ("scalars", [1, False, [], {}, CTX]),
+    ("scalars", [1.5, 1, [1], {}, CTX]), ("scalars", [1.5, True, (1,), {}, CTX]),
+    ("scalars", [None, True, [], {}, CTX]),
+    ("first", [[None, 2, 3], CTX]), ("first", [5, CTX]), ("first", [[1], None, CTX]), ("first", [[1], "x", CTX]),
     ("odd", ["raise", CTX]), ("odd", ["exit", CTX]), ("odd", ["object", CTX]), ("odd", ["nan", CTX]),
     ("odd", ["when", CTX]), ("odd", ["surrogate", CTX]), ("odd", ["other", CTX]),
 ]
@@ -111,6 +129,21 @@ def test_function_fast_path_replies_as_the_general_path(codec_choice, name, arg)
                     encode_func_request("IsAggregate", None), encode_func_request("Exec", arg)):
         assert fast.handle(payload) == general.general(payload)
     assert fast.calls == general.calls
+
+
+def test_plans_cover_the_arguments_passed_on_unchanged():
+    """Per count of arguments: the positions whose exact class says they pass unchanged; converted ones have none."""
+    plans = {name: _pair(name)[0].invoker.plans for name in ("echo", "add", "join", "total", "raw", "pads", "first",
+                                                             "scalars")}
+    assert plans["echo"] == {1: ((), 0)}
+    assert plans["add"] == {1: (((0, int),), 0), 2: (((0, int), (1, int)), 0),
+                            3: (((0, int), (1, int), (2, float)), 0)}
+    assert plans["join"] == {1: (((0, str),), 0)}  # the variadic part is converted item by item
+    assert plans["total"] == {} and plans["raw"] == {}  # list[float] and bytes are converted
+    assert plans["pads"] == {1: (((0, str),), 2), 2: (((0, str), (1, int)), 1),
+                             3: (((0, str), (1, int), (2, bool)), 0)}
+    assert plans["first"] == {1: ((), 0)}  # a null for an argument with a default takes the default
+    assert plans["scalars"] == {}  # a dict is copied
 
 
 @pytest.mark.parametrize("payload", [b"", b"\x00garbage", b"[]", b'{"func":"Exec"}', b'{"func":1,"arg":[]}',
@@ -129,7 +162,8 @@ json_values = st.recursive(
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(["echo", "add", "join", "total", "raw"]), args=st.lists(json_values, max_size=4))
+@given(name=st.sampled_from(["echo", "add", "join", "total", "raw", "pads", "scalars", "first"]),
+       args=st.lists(json_values, max_size=4))
 def test_any_exec_replies_as_the_general_path(codec_choice, name, args):
     fast, general = _pair(name)
     payload = encode_func_request("Exec", [*args, CTX])
@@ -193,7 +227,8 @@ def test_source_rows_are_sent_as_the_general_path_sends_them(codec_choice, items
 # ---- sinks: one call and one ack per message
 
 
-def _sink_runner(annotation: Any, ack: bool) -> tuple[SinkRunner, Capture, List[Any]]:
+def _sink_runner(annotation: Any, ack: bool, bare: bool = False) -> tuple[SinkRunner, Capture, List[Any]]:
+    """A sink with a property and the context; ``bare``: with neither, so that its function itself is called."""
     p = Plugin("fast")
     calls: List[Any] = []
 
@@ -202,11 +237,18 @@ def _sink_runner(annotation: Any, ack: bool) -> tuple[SinkRunner, Capture, List[
         if data in (b"boom", "boom", fail) or (isinstance(data, dict) and data.get("fail")):
             raise RuntimeError(f"failed on {data!r}")
 
-    snk.__annotations__["data"] = annotation
-    p.sink(name="snk")(snk)
+    def bare_snk(data: Any) -> None:
+        calls.append(data)
+        if data in (b"boom", "boom"):
+            raise RuntimeError("boom")
+
+    func = bare_snk if bare else snk
+    func.__annotations__["data"] = annotation
+    p.sink(name="snk")(func)
     sym = p.model().get("sink", "snk")  # type: ignore[arg-type]
     ack_sock = Capture()
-    runner = SinkRunner(sym, {"fail": "boom"}, Context(symbol="snk"), Capture(), ack_sock, ack, LOG)  # type: ignore[arg-type]
+    kwargs = {} if bare else {"fail": "boom"}
+    runner = SinkRunner(sym, kwargs, Context(symbol="snk"), Capture(), ack_sock, ack, LOG)  # type: ignore[arg-type]
     return runner, ack_sock, calls
 
 
@@ -214,18 +256,19 @@ PAYLOADS = [b"{}", b'{"a":1}', b"boom", b'"boom"', b"not json", b"\xff\xfe", b""
 
 
 @pytest.mark.parametrize("annotation", [bytes, str, Any])
-@pytest.mark.parametrize("ack", [True, False])
-def test_sink_acks_as_the_general_path(codec_choice, annotation, ack):
-    fast, fast_acks, fast_calls = _sink_runner(annotation, ack)
-    general, general_acks, general_calls = _sink_runner(annotation, ack)
+@pytest.mark.parametrize(("ack", "bare"), [(True, False), (False, False), (True, True)])
+def test_sink_acks_as_the_general_path(codec_choice, annotation, ack, bare):
+    fast, fast_acks, fast_calls = _sink_runner(annotation, ack, bare)
+    general, general_acks, general_calls = _sink_runner(annotation, ack, bare)
     deliver = fast._fast_delivery()
     assert deliver is not None
     for payload in PAYLOADS:
         deliver(payload)
         general._deliver(payload)
     assert fast_acks.sent == general_acks.sent
-    assert fast_calls == general_calls
+    assert fast_calls == general_calls and len(fast_calls) == len(PAYLOADS)
     assert (fast.received, fast.failed) == (general.received, general.failed)
+    assert fast.failed and fast.received == len(PAYLOADS)
 
 
 def test_row_sinks_have_no_fast_path():
