@@ -18,6 +18,7 @@ bottleneck.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -60,22 +61,63 @@ def has_orjson(python: str) -> bool:
     return subprocess.run([python, "-c", "import orjson"], capture_output=True).returncode == 0
 
 
+def renamed(text: str, pairs: List[Tuple[str, str]]) -> str:
+    """``text`` with each ``old`` of ``pairs`` replaced (each must be there)."""
+    for old, new in pairs:
+        if old not in text:
+            raise SystemExit(f"cannot rename the benchmark plugin: {old!r} not found")
+        text = text.replace(old, new)
+    return text
+
+
+def sdk_source(name: str) -> Tuple[str, Dict[str, str]]:
+    """The SDK plugin's code renamed to plugin ``name`` with symbols ``<name>src`` etc., and those names.
+
+    The SDK's sockets are fixed ``/tmp`` paths named after the plugin and its functions (``plugin_<name>.ipc``,
+    ``func_<symbol>.ipc``): with names of its own, a run never meets another run's plugin, nor a server's."""
+    syms = {k: f"{name}{k}" for k in ("src", "snk", "echo", "agg")}
+    code = renamed((HERE / "plugins" / "benchsdk" / "benchsdk.py").read_text(encoding="utf-8"), [
+        ('PluginConfig("benchsdk", {"src"', f'PluginConfig("{name}", {{"{syms["src"]}"'),
+        ('{"snk"', f'{{"{syms["snk"]}"'),
+        ('{"echo": lambda: echo, "agg"', f'{{"{syms["echo"]}": lambda: echo, "{syms["agg"]}"'),
+    ])
+    return code, syms
+
+
+_RUNS = itertools.count(1)
+
+
 def specs(sdk_py: str, secs: float, workdir: str) -> Dict[str, Dict[str, Any]]:
+    """The plugins, each with sockets no other run shares: ekdsl's and the raw plugin's in a directory of this
+    call's, the SDK's under names of this call's."""
     sys.path.insert(0, str(ROOT))
     from ekdsl import load_target
     from ekdsl.package import export
 
+    tag = f"{os.getpid()}x{next(_RUNS)}"
+    work = Path(workdir) / tag
+    for sockets in ("s1", "s2", "s3"):
+        (work / sockets).mkdir(parents=True)
     model = load_target(str(HERE / "plugins" / "benchek.py")).model()
-    exported = export(model, workdir).directory
+    exported = export(model, str(work)).directory
+    sdk_name = f"bsdk{tag}"
+    code, sdk_syms = sdk_source(sdk_name)
+    (work / f"{sdk_name}.py").write_text(code, encoding="utf-8")
+    common = {"python": sdk_py, "secs": secs}
     return {
-        "ekdsl": {"name": "benchek", "exe": f"{exported}/main.py", "python": sdk_py, "secs": secs,
-                  "env": {"EKDSL_JSON": "stdlib"}},
-        "ekdsl+orjson": {"name": "benchek", "exe": f"{exported}/main.py", "python": sdk_py, "secs": secs,
-                         "env": {"EKDSL_JSON": "orjson"}},
-        "sdk": {"name": "benchsdk", "exe": str(HERE / "plugins" / "benchsdk" / "benchsdk.py"), "python": sdk_py,
-                "secs": secs},
-        "raw": {"name": "benchraw", "exe": str(HERE / "plugins" / "benchraw.py"), "python": sdk_py, "secs": secs},
+        "ekdsl": {**common, "name": "benchek", "exe": f"{exported}/main.py", "env": {"EKDSL_JSON": "stdlib"},
+                  "socket_dir": str(work / "s1")},
+        "ekdsl+orjson": {**common, "name": "benchek", "exe": f"{exported}/main.py", "env": {"EKDSL_JSON": "orjson"},
+                         "socket_dir": str(work / "s2")},
+        "sdk": {**common, "name": sdk_name, "exe": str(work / f"{sdk_name}.py"), "symbols": sdk_syms},
+        "raw": {**common, "name": "benchraw", "exe": str(HERE / "plugins" / "benchraw.py"),
+                "socket_dir": str(work / "s3")},
     }
+
+
+def symbol(spec: Dict[str, Any], name: str) -> str:
+    """What the plugin of ``spec`` calls the benchmark's symbol ``name`` (src, snk, echo, agg)."""
+    return str(spec.get("symbols", {}).get(name, name))
 
 
 def drive(spec: Dict[str, Any]) -> Dict[str, Any]:
