@@ -40,7 +40,7 @@ ROOT = HERE.parent
 URL_ENV = "EKDSL_EKUIPER_URL"
 sys.path[:0] = [str(ROOT), str(HERE)]
 
-from run import renamed, sdk_python, sdk_source  # noqa: E402
+from run import export_with, renamed, sdk_python, sdk_source  # noqa: E402
 
 # (key, title, stream kind, select, sink kind, sink props, node whose latency is eKuiper's cost of plugin code)
 SCENARIOS: List[Tuple[str, str, str, str, str, Dict[str, Any], str]] = [
@@ -111,9 +111,7 @@ def build_ekdsl(name: str, work: Path, source: Path = ROOT) -> Path:
     ])
     src = work / f"{name}.py"
     src.write_text(text, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(source)}
-    subprocess.run([sys.executable, "-m", "ekdsl", "export", str(src), "-o", str(work), "--zip"], check=True,
-                   cwd=source, env=env, stdout=subprocess.DEVNULL)
+    export_with(source, src, work, "--zip")
     return work / f"{name}.zip"
 
 

@@ -4,6 +4,7 @@
     python benchmarks/instructions.py --only ekdsl,sdk --paths func_echo,sink_row
     python benchmarks/instructions.py --quick       # small windows, a short idle (a smoke run)
     python benchmarks/instructions.py --json out.json --keep dumps/   # and each window's dump, for callgrind_annotate
+    python benchmarks/instructions.py --only ekdsl --ekdsl-from ../old    # the ekdsl of another checkout
 
 Wall-clock figures on a shared machine swing with wake-up latency; instruction counts do not. Each plugin
 runs under ``valgrind --tool=callgrind --instr-atstart=no``, driven as eKuiper drives it (``driver.py``'s host,
@@ -309,6 +310,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--sdk-python", help="a python with ekuiper==2.4.2 installed (default: a cached venv)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--keep", metavar="DIR", help="keep each window's callgrind dump here (for callgrind_annotate)")
+    ap.add_argument("--ekdsl-from", metavar="DIR", type=Path, default=ROOT,
+                    help="the checkout whose ekdsl the ekdsl plugins carry (default: this one)")
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("vgdb") is None:
         print("instructions: valgrind (with vgdb) is not installed; nothing counted (apt-get install valgrind)")
@@ -331,7 +334,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         idle: Dict[str, Counted] = {}
         try:
             if any(k in IDLE for k in keys):  # started first, side by side; they wait while the rest is counted
-                idle_specs = specs(sdk_py, 0.0, work)
+                idle_specs = specs(sdk_py, 0.0, work, args.ekdsl_from)
                 for name in only:
                     os.makedirs(f"{work}/idle-{name}")
                     idle[name] = Counted(idle_specs[name], f"{work}/idle-{name}", args.keep, f"{name}-idle")
@@ -340,7 +343,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     for name, window in idle_windows(idle, args.idle, "idle").items():
                         res[name]["idle"] = window
             if busy:
-                busy_specs = specs(sdk_py, 0.0, work)
+                busy_specs = specs(sdk_py, 0.0, work, args.ekdsl_from)
                 for name in only:
                     os.makedirs(f"{work}/{name}")
                     counted = Counted(busy_specs[name], f"{work}/{name}", args.keep, name)
