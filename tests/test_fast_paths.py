@@ -288,19 +288,27 @@ class Clock:
 
 
 class Scripted(Socket):
-    """A REQ socket whose receives follow a script (a timeout advances the clock by its step)."""
+    """A REQ socket whose receives follow a script (a timeout advances the clock by its step).
 
-    def __init__(self, clock: Clock, script: List[Any], interruptible: bool) -> None:
+    ``holds_one``: the peer reads as eKuiper's REP does while it has no command to send: it takes one
+    handshake and leaves the next ones unread until it replies."""
+
+    def __init__(self, clock: Clock, script: List[Any], interruptible: bool, holds_one: bool = False) -> None:
         super().__init__("req", "ipc:///scripted")
         self.clock, self.script, self.sent = clock, list(script), []  # type: ignore[var-annotated]
         self.interruptible = interruptible
         self.lane_receives = 0
+        self.holds_one, self.waiting = holds_one, -1  # handshakes sent since the peer last replied (the first is read)
 
     def send(self, data: bytes) -> None:
         step = self.script.pop(0) if self.script and self.script[0] == "refuse" else None
         if step:
             raise Timeout("send timed out", self.url)
         self.sent.append((self.clock.now, bytes(data)))
+        self.waiting += data == HANDSHAKE
+
+    def drained(self) -> bool:
+        return not self.holds_one or self.waiting <= 1
 
     def recv(self) -> bytes:
         while self.script and self.script[0] == "refuse":  # meant for a send: none came
@@ -312,6 +320,7 @@ class Scripted(Socket):
         if isinstance(step, Exception):
             raise step
         self.clock.now += 0.001
+        self.waiting = 0
         return bytes(step)
 
     def recv_or_none(self) -> Optional[bytes]:
@@ -322,9 +331,9 @@ class Scripted(Socket):
         pass
 
 
-def _wire(script: List[Any], interruptible: bool) -> List[Any]:
+def _wire(script: List[Any], interruptible: bool, holds_one: bool = False) -> List[Any]:
     clock = Clock()
-    sock = Scripted(clock, script, interruptible)
+    sock = Scripted(clock, script, interruptible, holds_one)
     answer_loop(sock, lambda m: b"" if m == b"empty" else b"ok:" + m, lambda: False, clock=clock,
                 pause=lambda s: None)
     assert (sock.lane_receives > 0) == interruptible  # a socket close() interrupts takes the lane
@@ -341,10 +350,11 @@ SCRIPTS = [
 ]
 
 
+@pytest.mark.parametrize("holds_one", [False, True])
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_answer_lane_puts_the_same_bytes_on_the_wire_at_the_same_times(script):
-    lane = _wire(script, interruptible=True)
-    general = _wire(script, interruptible=False)
+def test_answer_lane_puts_the_same_bytes_on_the_wire_at_the_same_times(script, holds_one):
+    lane = _wire(script, interruptible=True, holds_one=holds_one)
+    general = _wire(script, interruptible=False, holds_one=holds_one)
     assert lane == general
     assert lane[0] == (1000.0, HANDSHAKE)
 
@@ -353,9 +363,22 @@ steps = st.one_of(st.binary(min_size=1, max_size=4), st.tuples(st.just("wait"), 
                   st.just("refuse"))
 
 
-@given(st.lists(steps, max_size=12))
-def test_any_script_puts_the_same_bytes_on_the_wire(script):
-    assert _wire(script, interruptible=True) == _wire(script, interruptible=False)
+@given(st.lists(steps, max_size=12), st.booleans())
+def test_any_script_puts_the_same_bytes_on_the_wire(script, holds_one):
+    assert _wire(script, True, holds_one) == _wire(script, False, holds_one)
+
+
+@pytest.mark.parametrize("interruptible", [True, False])
+def test_keepalives_wait_until_the_peer_has_read_the_last(interruptible):
+    """While eKuiper has no command it takes one keepalive and leaves the next unread: a third would only queue
+    behind them (each queued one costs its next command a round trip, and a full buffer a send retried every
+    second), so none goes until it replies."""
+    script = [("wait", 5.0)] * 8 + [b"cmd", ("wait", 5.0)]
+    reading = [t for t, data in _wire(script, interruptible) if data == HANDSHAKE]
+    assert reading == [1000.0, 1005.0, 1010.0, 1015.0, 1020.0, 1025.0, 1030.0, 1035.0, 1040.0, 1045.001]
+    holding = _wire(script, interruptible, holds_one=True)
+    assert holding == [(1000.0, HANDSHAKE), (1005.0, HANDSHAKE), (1010.0, HANDSHAKE), (1040.001, b"ok:cmd"),
+                       (1045.001, HANDSHAKE)]
 
 
 def test_the_lane_stops_when_asked_at_a_timeout():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ekdsl.errors import ProtocolError, TransportError
 from ekdsl.transport import BadState, Closed, Timeout, open_socket
-from ekdsl.transport.sp import CHUNK, MAX_MESSAGE, FrameReader, check_header, conn_header, frame
+from ekdsl.transport.sp import CHUNK, MAX_MESSAGE, PEER, FrameReader, check_header, conn_header, frame
 
 from .conftest import wait_for
 
@@ -132,14 +132,11 @@ def test_native_pull_takes_messages_in_any_split(messages, cuts):
             pull.close()
 
 
-@pytest.mark.parametrize("cut", [1, 7, 13, 100, 1 << 20])
-@pytest.mark.parametrize("stale", [False, True])
-def test_native_req_takes_its_reply_in_any_split(sockdir, cut, stale):
-    """The reply to the pending request, whole or cut anywhere, after a reply to an abandoned request or not:
-    recv_or_none() returns it; the abandoned one is dropped."""
+def _dialled(path, kind, **options):
+    """A native ``kind`` socket dialled to a plain Unix listener at ``path``, and that listener's end of the
+    connection (SP headers exchanged; it reads nothing more on its own)."""
     import socket as s
 
-    path = os.path.join(sockdir, "r.ipc")
     listener = s.socket(s.AF_UNIX, s.SOCK_STREAM)
     listener.bind(path)
     listener.listen(1)
@@ -148,16 +145,27 @@ def test_native_req_takes_its_reply_in_any_split(sockdir, cut, stale):
     def accept():
         peer, _ = listener.accept()
         peer.settimeout(5)
-        peer.sendall(conn_header("rep"))
+        peer.sendall(conn_header(PEER[kind]))
         peers.append(peer)
 
     acceptor = threading.Thread(target=accept, daemon=True)
     acceptor.start()
-    req = open_socket("req", f"ipc://{path}", impl="native", recv_timeout=5, send_timeout=5)
     try:
+        sock = open_socket(kind, f"ipc://{path}", impl="native", **options)
         acceptor.join(5)
-        peer = peers[0]
-        assert peer.recv(8) == conn_header("req")
+        assert peers[0].recv(8) == conn_header(kind)
+    finally:
+        listener.close()
+    return sock, peers[0]
+
+
+@pytest.mark.parametrize("cut", [1, 7, 13, 100, 1 << 20])
+@pytest.mark.parametrize("stale", [False, True])
+def test_native_req_takes_its_reply_in_any_split(sockdir, cut, stale):
+    """The reply to the pending request, whole or cut anywhere, after a reply to an abandoned request or not:
+    recv_or_none() returns it; the abandoned one is dropped."""
+    req, peer = _dialled(os.path.join(sockdir, "r.ipc"), "req", recv_timeout=5, send_timeout=5)
+    try:
         req.send(b"first")
         for round_ in range(3):
             head = peer.recv(13)
@@ -171,10 +179,23 @@ def test_native_req_takes_its_reply_in_any_split(sockdir, cut, stale):
             assert req.recv_or_none() == answer, (round_, body)
             writer.join(5)
             req.send(b"next")
-        peer.close()
     finally:
+        peer.close()
         req.close()
-        listener.close()
+
+
+def test_drained_says_whether_the_peer_has_read_everything(sockdir):
+    """A native dialler knows when its peer has left what it sent unread (the kernel's queue, on Linux)."""
+    push, peer = _dialled(os.path.join(sockdir, "d.ipc"), "push", send_timeout=5)
+    try:
+        assert push.drained()
+        push.send(b"unread")
+        assert not push.drained()
+        assert peer.recv(100) == frame(b"unread")
+        assert wait_for(push.drained, timeout=5)
+    finally:
+        push.close()
+        peer.close()
 
 
 def send_all(sock, messages):

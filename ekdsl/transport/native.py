@@ -18,7 +18,7 @@ import stat
 import struct
 import threading
 import time
-from typing import Dict, Optional, Union
+from typing import Callable, Dict, Optional, Union
 
 from ..errors import ProtocolError, TransportError
 from . import BadState, Closed, Socket, Timeout
@@ -34,6 +34,27 @@ _ID = struct.Struct(">I")
 _HEAD = struct.Struct(">BQ")  # a message's type byte and length (sp.frame, in one step)
 _REQ_HEAD = struct.Struct(">BQI")  # ... followed by a REQ/REP request id
 _TIMEVAL = struct.Struct("@ll")
+_OUTQ = struct.Struct("@i")
+_unread: Optional[Callable[[int], int]] = None  # made on first use (see _unread_bytes)
+
+
+def _unread_bytes(fd: int) -> int:
+    """What the peer of socket ``fd`` has not read yet (``SIOCOUTQ``, Linux); 0 where that cannot be asked."""
+    global _unread
+    if _unread is None:
+        try:
+            import fcntl
+            import termios
+
+            request = termios.TIOCOUTQ  # the same request on sockets
+
+            def unread(fd: int) -> int:
+                return int(_OUTQ.unpack(fcntl.ioctl(fd, request, bytes(4)))[0])
+
+            _unread = unread
+        except (ImportError, AttributeError):
+            _unread = lambda fd: 0  # noqa: E731
+    return _unread(fd)
 
 
 def _path(url: str) -> str:
@@ -254,6 +275,19 @@ class _Dialer(_Base):
             self.conn = None
             if not self.redial and not self._closed:
                 self.lost = True
+
+    def drained(self) -> bool:
+        """Whether the peer has read everything sent: nothing waits in the kernel's queue (``SIOCOUTQ``, where
+        there is one) nor in a tail of ours."""
+        conn = self.conn
+        if conn is None:
+            return True
+        if conn.out:
+            return False
+        try:
+            return _unread_bytes(conn.sock.fileno()) == 0
+        except OSError:  # the connection just went
+            return True
 
     def _lost(self) -> None:
         """The connection ended or broke the framing: drop it (raises :class:`Closed` after close())."""
