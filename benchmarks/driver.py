@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any, Callable, Dict, List
 
+from run import symbol
+
 from ekdsl.host import Host
 from ekdsl.protocol import encode_func_request, func_context
 from ekdsl.transport import Timeout
@@ -90,7 +92,7 @@ class Bench:
                 "host_us": (h1 - h0) / items * 1e6, "items": items}
 
     def source(self, size: int) -> Dict[str, float]:
-        src = self.host.start_source("src", {"size": size}, rule=self.rule(), op="s")
+        src = self.host.start_source(symbol(self.spec, "src"), {"size": size}, rule=self.rule(), op="s")
         src.rows(200, timeout=30)  # warm up
 
         def body(deadline: float) -> int:
@@ -110,7 +112,7 @@ class Bench:
     def sink(self, ack: bool, batch: int, fast_host: bool = False) -> Dict[str, float]:
         """``fast_host``: eKuiper's data PUSH is ekdsl's native socket, so that the host is not the limit."""
         config: Dict[str, Any] = {"requireAck": ack, "sendSingle": batch == 1}
-        snk = self.host.start_sink("snk", config, rule=self.rule(), op="k",
+        snk = self.host.start_sink(symbol(self.spec, "snk"), config, rule=self.rule(), op="k",
                                    data_impl="native" if fast_host else "pynng")
         row = {"name": "bench", "value": 2021}
         payload = json.dumps(row if batch == 1 else [row] * batch, separators=(",", ":")).encode()
@@ -134,7 +136,7 @@ class Bench:
 
     def function(self, name: str, args: List[Any]) -> Dict[str, float]:
         """Exec round trips with one pre-encoded request, so the driver's own cost stays small."""
-        fn = self.host.function(name)
+        fn = self.host.function(symbol(self.spec, name))
         request = encode_func_request("Exec", [*args, func_context("bench", "op", 0, 0)])
         for _ in range(50):
             assert fn.exec(*args)[0]

@@ -13,8 +13,10 @@ the two plugins, so that both see the same machine load):
 
 Rows/s is the growth of the rule's ``records_out`` metric at its last node over ``--seconds``; the latencies
 are eKuiper's ``process_latency_us`` of the node that runs plugin code (median of samples taken every
-0.25 s). The server runs the plugins with its ``portable.pythonBin``, which needs the SDK (``pip install
-ekuiper==2.4.2``) for the SDK plugin; ekdsl is carried in its zip.
+0.25 s). The server runs the plugins with its ``portable.pythonBin``, which needs pynng for the SDK plugin; the
+SDK itself is carried in that plugin's zip (taken from ``--sdk-python``'s installation, as ``run.py`` makes
+it), as ekdsl is in its own. ``--ekdsl-from DIR`` vendors the ekdsl of another checkout (say, an older commit's
+worktree) in the ekdsl plugin, to compare two versions through the same server.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 URL_ENV = "EKDSL_EKUIPER_URL"
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+from run import export_with, renamed, sdk_python, sdk_source  # noqa: E402
 
 # (key, title, stream kind, select, sink kind, sink props, node whose latency is eKuiper's cost of plugin code)
 SCENARIOS: List[Tuple[str, str, str, str, str, Dict[str, Any], str]] = [
@@ -82,23 +87,22 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     ap.add_argument("--runs", type=int, choices=range(1, 21), default=3, metavar="N",
                     help="runs of every rule per plugin; medians are reported (default 3)")
     ap.add_argument("--json", metavar="PATH", help="also write every sample and the medians to PATH")
+    ap.add_argument("--sdk-python", help="a python with ekuiper==2.4.2 installed, whose SDK the SDK plugin carries "
+                                         "(default: run.py's cached venv)")
+    ap.add_argument("--ekdsl-from", metavar="DIR", default=str(ROOT),
+                    help="the checkout whose ekdsl the ekdsl plugin carries (default: this one)")
     args = ap.parse_args(argv)
+    if not (Path(args.ekdsl_from) / "ekdsl" / "__init__.py").is_file():
+        ap.error(f"--ekdsl-from: no ekdsl package in {args.ekdsl_from}")
     if not args.url:
         ap.error(f"needs a running eKuiper: pass --url or set {URL_ENV}")
     return args
 
 
-def _replace_all(text: str, pairs: List[Tuple[str, str]]) -> str:
-    for old, new in pairs:
-        if old not in text:
-            raise SystemExit(f"ekuiper_e2e: cannot rename the benchmark plugin: {old!r} not found")
-        text = text.replace(old, new)
-    return text
-
-
-def build_ekdsl(name: str, work: Path) -> Path:
-    """benchek.py renamed to ``name``, its symbols to ``<name>src`` etc.; exported to a zip."""
-    text = _replace_all((HERE / "plugins" / "benchek.py").read_text(encoding="utf-8"), [
+def build_ekdsl(name: str, work: Path, source: Path = ROOT) -> Path:
+    """benchek.py renamed to ``name``, its symbols to ``<name>src`` etc.; exported to a zip by, and carrying,
+    the ekdsl of checkout ``source``."""
+    text = renamed((HERE / "plugins" / "benchek.py").read_text(encoding="utf-8"), [
         ('Plugin("benchek"', f'Plugin("{name}"'),
         ("@plugin.source\n", f'@plugin.source(name="{name}src")\n'),
         ("@plugin.sink\n", f'@plugin.sink(name="{name}snk")\n'),
@@ -107,26 +111,27 @@ def build_ekdsl(name: str, work: Path) -> Path:
     ])
     src = work / f"{name}.py"
     src.write_text(text, encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "ekdsl", "export", str(src), "-o", str(work), "--zip"], check=True,
-                   cwd=ROOT, stdout=subprocess.DEVNULL)
+    export_with(source, src, work, "--zip")
     return work / f"{name}.zip"
 
 
-def build_sdk(name: str, work: Path) -> Path:
-    """The SDK plugin renamed likewise: ``<name>.json``, ``<name>.py``, ``sources/<name>src.yaml``."""
-    sys.path.insert(0, str(ROOT))
+def build_sdk(name: str, work: Path, sdk_py: str) -> Path:
+    """The SDK plugin renamed likewise: ``<name>.json``, ``<name>.py``, ``sources/<name>src.yaml``, and the SDK
+    package of ``sdk_py`` beside them (the plugin's folder comes first on its path)."""
     from ekdsl.package import FILE_MODE, zip_bytes
 
-    syms = {k: f"{name}{k}" for k in ("src", "snk", "echo", "agg")}
-    code = _replace_all((HERE / "plugins" / "benchsdk" / "benchsdk.py").read_text(encoding="utf-8"), [
-        ('PluginConfig("benchsdk", {"src"', f'PluginConfig("{name}", {{"{syms["src"]}"'),
-        ('{"snk"', f'{{"{syms["snk"]}"'),
-        ('{"echo": lambda: echo, "agg"', f'{{"{syms["echo"]}": lambda: echo, "{syms["agg"]}"'),
-    ])
+    code, syms = sdk_source(name)
+    where = subprocess.run([sdk_py, "-c", "import ekuiper, os; print(os.path.dirname(ekuiper.__file__))"],
+                           capture_output=True, text=True)
+    if where.returncode != 0:
+        raise SystemExit(f"ekuiper_e2e: {sdk_py} has no SDK (pip install ekuiper==2.4.2): {where.stderr[-300:]}")
+    package = Path(where.stdout.strip())
     meta = {"version": "1", "language": "python", "executable": f"{name}.py", "sources": [syms["src"]],
             "sinks": [syms["snk"]], "functions": [syms["echo"], syms["agg"]]}
     files = {f"{name}.json": (json.dumps(meta).encode(), FILE_MODE), f"{name}.py": (code.encode(), 0o755),
              f"sources/{syms['src']}.yaml": (b"default: {}\n", FILE_MODE)}
+    for path in sorted(package.rglob("*.py")):
+        files[f"ekuiper/{path.relative_to(package).as_posix()}"] = (path.read_bytes(), FILE_MODE)
     path = work / f"{name}.zip"
     path.write_bytes(zip_bytes(files))
     return path
@@ -224,14 +229,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="ek-e2e-") as tmp:
             work = Path(tmp)
-            plugins = {"ekdsl": (f"bek{tag}", build_ekdsl(f"bek{tag}", work)),
-                       "sdk": (f"bsdk{tag}", build_sdk(f"bsdk{tag}", work))}
+            plugins = {"ekdsl": (f"bek{tag}", build_ekdsl(f"bek{tag}", work, Path(args.ekdsl_from))),
+                       "sdk": (f"bsdk{tag}", build_sdk(f"bsdk{tag}", work, sdk_python(args.sdk_python)))}
             samples = run_all(rest, plugins, args, sim_key, lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         rest.call("DELETE", f"/metadata/sources/simulator/confKeys/{sim_key}", ok=(200, 400, 404))
     medians = {impl: {key: {m: _median([s[m] for s in runs]) for m in runs[0]} for key, runs in by_key.items()}
                for impl, by_key in samples.items()}
-    print(f"eKuiper {about.get('version')} at {args.url}; {args.runs} runs of {args.seconds:g} s per rule; medians")
+    print(f"eKuiper {about.get('version')} at {args.url}; {args.runs} runs of {args.seconds:g} s per rule; medians"
+          + ("" if Path(args.ekdsl_from).resolve() == ROOT else f"; ekdsl from {args.ekdsl_from}"))
     print("\n".join(table(medians)))
     if args.json:
         Path(args.json).write_text(json.dumps({"ekuiper": about, "seconds": args.seconds, "runs": args.runs,

@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # 3 runs of 2 s per path; medians
     python benchmarks/run.py --quick         # a seconds-long smoke run
     python benchmarks/run.py --json out.json
+    python benchmarks/run.py --ekdsl-from ../old   # the ekdsl plugin carrying another checkout's ekdsl
 
 The official SDK (PyPI ``ekuiper`` 2.4.2, pinning ``pynng==0.8.1``) is installed in its own virtual
 environment, with orjson beside it (``--sdk-python`` to reuse one). All plugins run with that interpreter,
@@ -18,6 +19,7 @@ bottleneck.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -60,22 +62,66 @@ def has_orjson(python: str) -> bool:
     return subprocess.run([python, "-c", "import orjson"], capture_output=True).returncode == 0
 
 
-def specs(sdk_py: str, secs: float, workdir: str) -> Dict[str, Dict[str, Any]]:
-    sys.path.insert(0, str(ROOT))
-    from ekdsl import load_target
-    from ekdsl.package import export
+def renamed(text: str, pairs: List[Tuple[str, str]]) -> str:
+    """``text`` with each ``old`` of ``pairs`` replaced (each must be there)."""
+    for old, new in pairs:
+        if old not in text:
+            raise SystemExit(f"cannot rename the benchmark plugin: {old!r} not found")
+        text = text.replace(old, new)
+    return text
 
-    model = load_target(str(HERE / "plugins" / "benchek.py")).model()
-    exported = export(model, workdir).directory
+
+def sdk_source(name: str) -> Tuple[str, Dict[str, str]]:
+    """The SDK plugin's code renamed to plugin ``name`` with symbols ``<name>src`` etc., and those names.
+
+    The SDK's sockets are fixed ``/tmp`` paths named after the plugin and its functions (``plugin_<name>.ipc``,
+    ``func_<symbol>.ipc``): with names of its own, a run never meets another run's plugin, nor a server's."""
+    syms = {k: f"{name}{k}" for k in ("src", "snk", "echo", "agg")}
+    code = renamed((HERE / "plugins" / "benchsdk" / "benchsdk.py").read_text(encoding="utf-8"), [
+        ('PluginConfig("benchsdk", {"src"', f'PluginConfig("{name}", {{"{syms["src"]}"'),
+        ('{"snk"', f'{{"{syms["snk"]}"'),
+        ('{"echo": lambda: echo, "agg"', f'{{"{syms["echo"]}": lambda: echo, "{syms["agg"]}"'),
+    ])
+    return code, syms
+
+
+_RUNS = itertools.count(1)
+
+
+def export_with(source: Path, plugin: Path, out: Path, *options: str) -> None:
+    """``python -m ekdsl export PLUGIN -o OUT`` by the ekdsl of checkout ``source``, which the plugin then carries."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    subprocess.run([sys.executable, "-m", "ekdsl", "export", str(plugin), "-o", str(out), *options], check=True,
+                   cwd=source, env=env, stdout=subprocess.DEVNULL)
+
+
+def specs(sdk_py: str, secs: float, workdir: str, ekdsl_from: Path = ROOT) -> Dict[str, Dict[str, Any]]:
+    """The plugins, each with sockets no other run shares: ekdsl's and the raw plugin's in a directory of this
+    call's, the SDK's under names of this call's. The ekdsl plugin carries the ekdsl of ``ekdsl_from``."""
+    tag = f"{os.getpid()}x{next(_RUNS)}"
+    work = Path(workdir) / tag
+    for sockets in ("s1", "s2", "s3"):
+        (work / sockets).mkdir(parents=True)
+    export_with(ekdsl_from, HERE / "plugins" / "benchek.py", work)
+    exported = work / "benchek"
+    sdk_name = f"bsdk{tag}"
+    code, sdk_syms = sdk_source(sdk_name)
+    (work / f"{sdk_name}.py").write_text(code, encoding="utf-8")
+    common = {"python": sdk_py, "secs": secs}
     return {
-        "ekdsl": {"name": "benchek", "exe": f"{exported}/main.py", "python": sdk_py, "secs": secs,
-                  "env": {"EKDSL_JSON": "stdlib"}},
-        "ekdsl+orjson": {"name": "benchek", "exe": f"{exported}/main.py", "python": sdk_py, "secs": secs,
-                         "env": {"EKDSL_JSON": "orjson"}},
-        "sdk": {"name": "benchsdk", "exe": str(HERE / "plugins" / "benchsdk" / "benchsdk.py"), "python": sdk_py,
-                "secs": secs},
-        "raw": {"name": "benchraw", "exe": str(HERE / "plugins" / "benchraw.py"), "python": sdk_py, "secs": secs},
+        "ekdsl": {**common, "name": "benchek", "exe": f"{exported}/main.py", "env": {"EKDSL_JSON": "stdlib"},
+                  "socket_dir": str(work / "s1")},
+        "ekdsl+orjson": {**common, "name": "benchek", "exe": f"{exported}/main.py", "env": {"EKDSL_JSON": "orjson"},
+                         "socket_dir": str(work / "s2")},
+        "sdk": {**common, "name": sdk_name, "exe": str(work / f"{sdk_name}.py"), "symbols": sdk_syms},
+        "raw": {**common, "name": "benchraw", "exe": str(HERE / "plugins" / "benchraw.py"),
+                "socket_dir": str(work / "s3")},
     }
+
+
+def symbol(spec: Dict[str, Any], name: str) -> str:
+    """What the plugin of ``spec`` calls the benchmark's symbol ``name`` (src, snk, echo, agg)."""
+    return str(spec.get("symbols", {}).get(name, name))
 
 
 def drive(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -138,6 +184,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--only", default=",".join(PLUGINS), help=f"comma-separated, of: {','.join(PLUGINS)}")
     ap.add_argument("--sdk-python", help="a python with ekuiper==2.4.2 installed (default: a cached venv)")
     ap.add_argument("--json", help="also write the medians (and every run) to this file")
+    ap.add_argument("--ekdsl-from", metavar="DIR", type=Path, default=ROOT,
+                    help="the checkout whose ekdsl the ekdsl plugin carries (default: this one)")
     args = ap.parse_args(argv)
     runs, secs = (1, 0.3) if args.quick else (args.runs, args.secs)
     only = [p for p in args.only.split(",") if p]
@@ -149,7 +197,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"note: {sdk_py} has no orjson; ekdsl+orjson left out ({sdk_py} -m pip install orjson)")
         only.remove("ekdsl+orjson")
     with tempfile.TemporaryDirectory(prefix="ekdsl-bench-") as work:
-        all_specs = specs(sdk_py, secs, work)
+        all_specs = specs(sdk_py, secs, work, args.ekdsl_from)
         raw: Dict[str, List[Dict[str, Any]]] = {p: [] for p in only}
         for _ in range(runs):
             for name in only:

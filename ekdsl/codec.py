@@ -27,11 +27,11 @@ import os
 import pathlib
 import sys
 import uuid
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
 
 from .errors import UsageError
 
-__all__ = ["JSON_ENV", "SETTING_ERROR", "dumps", "find_unencodable", "json_backend", "json_safe", "loads",
+__all__ = ["JSON_ENV", "SETTING_ERROR", "backend", "dumps", "find_unencodable", "json_backend", "json_safe", "loads",
            "select_json", "stdlib_dumps", "stdlib_loads"]
 
 JSON_ENV = "EKDSL_JSON"
@@ -162,33 +162,37 @@ def _unserializable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _prebuilt_encoder() -> Callable[[Any], str]:
-    """``json.dumps(separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` without its per-call setup."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    basestring = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or basestring is None:  # no C accelerator (e.g. PyPy)
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-    encoder = make(None, _unserializable, basestring, None, ":", ",", False, False, False)
-
-    def encode(value: Any) -> str:
-        if isinstance(value, str):
-            return str(basestring(value))
-        return "".join(encoder(value, 0))
-
-    return encode
-
-
-_STRICT = _prebuilt_encoder()
 _LENIENT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def stdlib_dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON: fast path for plain data, safe path for the rest (NaN → null, datetimes, numpy...)."""
-    try:
-        text = _STRICT(value)
-    except (TypeError, ValueError, RecursionError):
-        text = _LENIENT(json_safe(value))
-    return text.encode("utf-8")
+def _stdlib_dumps() -> Callable[[Any], bytes]:
+    """:func:`stdlib_dumps` on the C encoder built once: ``json.dumps(separators=(",", ":"), ensure_ascii=False,
+    allow_nan=False)`` without its per-call setup."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    encoder: Callable[[Any, int], Iterable[str]]
+    if make is None or basestring is None:  # no C accelerator (e.g. PyPy): the pure-Python encoder's chunks
+        pure = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        basestring = json.encoder.py_encode_basestring
+
+        def encoder(value: Any, _level: int) -> Iterable[str]:
+            return pure.iterencode(value, True)
+    else:
+        encoder = make(None, _unserializable, basestring, None, ":", ",", False, False, False)
+    join = "".join
+
+    def stdlib_dumps(value: Any) -> bytes:
+        """Compact UTF-8 JSON: fast path for plain data, safe path for the rest (NaN → null, datetimes, numpy...)."""
+        try:
+            text = basestring(value) if value.__class__ is str else join(encoder(value, 0))
+        except (TypeError, ValueError, RecursionError):
+            text = _LENIENT(json_safe(value))
+        return text.encode()
+
+    return stdlib_dumps
+
+
+stdlib_dumps = _stdlib_dumps()
 
 
 def _orjson_dumps(encode: Callable[..., bytes], option: int) -> Callable[[Any], bytes]:
@@ -234,6 +238,12 @@ def _with_orjson(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
 _LOADS: Callable[[bytes], Any] = stdlib_loads
 _DUMPS: Callable[[Any], bytes] = stdlib_dumps
 _BACKEND = "stdlib"
+
+
+def backend() -> Tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
+    """``(loads, dumps)`` of the codec in use, for a hot loop to call without :func:`loads`' and :func:`dumps`'
+    indirection (it does not follow a later :func:`select_json`)."""
+    return _LOADS, _DUMPS
 
 
 def loads(data: bytes) -> Any:

@@ -7,7 +7,7 @@ external-service protocol (:mod:`ekdsl.service`) are adapters over :class:`Invok
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .codec import find_unencodable, json_safe
 from .context import Context
@@ -40,6 +40,12 @@ def _column(t: TypeInfo) -> bool:
     return t.kind in ("list", "any")
 
 
+# the kinds whose coercion returns a value of exactly this class unchanged
+_UNCHANGED = {"str": str, "int": int, "float": float, "bool": bool, "list": list}
+
+Plan = Tuple[Tuple[Tuple[int, type], ...], int]
+
+
 def _first(column: Any) -> Any:
     """The value an aggregate's scalar parameter takes from its column: the first that is not null."""
     if not isinstance(column, list):
@@ -69,6 +75,12 @@ class Invoker:
         self._pads = tuple(max((i + 1 for i, p in enumerate(fixed[n:]) if p.default is MISSING), default=0)
                            for n in range(len(fixed) + 1))
         self._direct = not sym.context_param and not sym.is_async
+        self.direct: Optional[Callable[..., Any]] = sym.func if self._direct else None
+        """The function itself when :meth:`call` only calls it (no context, not async)."""
+        self.plans: Dict[int, Plan] = {n: plan for n in range(len(fixed) + 1) if (plan := self._plan(n)) is not None}
+        """Per count of arguments, how :meth:`bind` binds them when it only passes them on: the ``(position,
+        class)`` pairs to look at (a value of exactly that class is passed unchanged) and how many ``None`` follow.
+        A count not here, or a value of another class, takes :meth:`bind`."""
         self._local = threading.local()
         self._loops: List[Any] = []
         self._lock = threading.Lock()
@@ -91,6 +103,20 @@ class Invoker:
         """The parameter that takes argument ``i`` (the variadic one past the end)."""
         params = self.sym.params
         return params[i] if i < len(params) else params[-1]
+
+    def _plan(self, n: int) -> Optional[Plan]:
+        if self.arity_error(n) is not None:
+            return None
+        checks = []
+        for i, p in enumerate(self.sym.params[:n]):
+            t = p.type
+            if t.kind == "any" and p.default is MISSING:
+                continue  # anything, None included, is passed as is
+            cls = _UNCHANGED.get(t.kind)
+            if cls is None or (t.item is not None and t.item.kind != "any") or (self.sym.aggregate and cls is not list):
+                return None  # converted, or a column's first value
+            checks.append((i, cls))
+        return tuple(checks), self._missing_optional(n)
 
     def bind(self, raw: Sequence[Any], literals: Optional[Dict[int, Set[str]]] = None) -> List[Any]:
         """Coerce the positional arguments to the annotations: an aggregate's scalar parameter takes its column's

@@ -190,14 +190,16 @@ class PluginSession:
         without a :class:`Request` event, for a driver that answers at once); returns the bytes to deliver."""
         if self.state != WAITING:
             self._need(WAITING)
-        self._out = out = safe_answer(answer)
+        if not answer or answer[0] == 0x68:  # b"h": what safe_answer rewrites
+            answer = safe_answer(answer)
+        self._out = answer
         self.state = SENDING
-        return out
+        return answer
 
     def keepalive_due(self, now: float) -> Optional[bytes]:
         """:meth:`tick` without a :class:`Keepalive` event: the handshake to deliver when it is due, else ``None``."""
         if self.state == WAITING and now - self.last >= self.keepalive:
-            self._queue(HANDSHAKE)
+            self._out, self.state = HANDSHAKE, SENDING  # _queue(HANDSHAKE), on the path of an idle plugin
             return HANDSHAKE
         return None
 

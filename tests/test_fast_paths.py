@@ -65,6 +65,18 @@ def _functions() -> Plugin:
         return f"{ctx.rule_id}/{ctx.op_id}/{x}"
 
     @p.function
+    def pads(a: str, b: Optional[int], c: Optional[bool]) -> Any:
+        return [a, b, c]
+
+    @p.function
+    def scalars(f: float, flag: bool, items: list, d: dict) -> Any:
+        return [f, flag, items, d]
+
+    @p.function(aggregate=True)
+    def first(column: Any, default: Any = "none") -> Any:
+        return [column, default]
+
+    @p.function
     def odd(kind: str) -> Any:
         if kind == "raise":
             raise ValueError("nope")
@@ -99,6 +111,12 @@ REQUESTS = [
     ("total", [["a"], CTX]),
     ("raw", ["aGVsbG8=", CTX]), ("raw", ["plain text", CTX]), ("raw", [None, CTX]),
     ("who", [7, CTX]), ("who", [7, "not json"]), ("who", [7, '{"ruleId":"x","funcId":"y"}']), ("who", [7, 5]),
+    ("pads", ["a", CTX]), ("pads", ["a", 2, CTX]), ("pads", ["a", None, True, CTX]), ("pads", [1, CTX]),
+    ("pads", ["a", 2.0, CTX]), ("pads", ["a", True, CTX]), ("pads", ["a", 2, 1, CTX]),
+    ("scalars", [1.5, True, [1], {"a": 1}, CTX]), ("scalars", [1, False, [], {}, CTX]),
+    ("scalars", [1.5, 1, [1], {}, CTX]), ("scalars", [1.5, True, (1,), {}, CTX]),
+    ("scalars", [None, True, [], {}, CTX]),
+    ("first", [[None, 2, 3], CTX]), ("first", [5, CTX]), ("first", [[1], None, CTX]), ("first", [[1], "x", CTX]),
     ("odd", ["raise", CTX]), ("odd", ["exit", CTX]), ("odd", ["object", CTX]), ("odd", ["nan", CTX]),
     ("odd", ["when", CTX]), ("odd", ["surrogate", CTX]), ("odd", ["other", CTX]),
 ]
@@ -111,6 +129,21 @@ def test_function_fast_path_replies_as_the_general_path(codec_choice, name, arg)
                     encode_func_request("IsAggregate", None), encode_func_request("Exec", arg)):
         assert fast.handle(payload) == general.general(payload)
     assert fast.calls == general.calls
+
+
+def test_plans_cover_the_arguments_passed_on_unchanged():
+    """Per count of arguments: the positions whose exact class says they pass unchanged; converted ones have none."""
+    plans = {name: _pair(name)[0].invoker.plans for name in ("echo", "add", "join", "total", "raw", "pads", "first",
+                                                             "scalars")}
+    assert plans["echo"] == {1: ((), 0)}
+    assert plans["add"] == {1: (((0, int),), 0), 2: (((0, int), (1, int)), 0),
+                            3: (((0, int), (1, int), (2, float)), 0)}
+    assert plans["join"] == {1: (((0, str),), 0)}  # the variadic part is converted item by item
+    assert plans["total"] == {} and plans["raw"] == {}  # list[float] and bytes are converted
+    assert plans["pads"] == {1: (((0, str),), 2), 2: (((0, str), (1, int)), 1),
+                             3: (((0, str), (1, int), (2, bool)), 0)}
+    assert plans["first"] == {1: ((), 0)}  # a null for an argument with a default takes the default
+    assert plans["scalars"] == {}  # a dict is copied
 
 
 @pytest.mark.parametrize("payload", [b"", b"\x00garbage", b"[]", b'{"func":"Exec"}', b'{"func":1,"arg":[]}',
@@ -129,7 +162,8 @@ json_values = st.recursive(
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(["echo", "add", "join", "total", "raw"]), args=st.lists(json_values, max_size=4))
+@given(name=st.sampled_from(["echo", "add", "join", "total", "raw", "pads", "scalars", "first"]),
+       args=st.lists(json_values, max_size=4))
 def test_any_exec_replies_as_the_general_path(codec_choice, name, args):
     fast, general = _pair(name)
     payload = encode_func_request("Exec", [*args, CTX])
@@ -193,7 +227,8 @@ def test_source_rows_are_sent_as_the_general_path_sends_them(codec_choice, items
 # ---- sinks: one call and one ack per message
 
 
-def _sink_runner(annotation: Any, ack: bool) -> tuple[SinkRunner, Capture, List[Any]]:
+def _sink_runner(annotation: Any, ack: bool, bare: bool = False) -> tuple[SinkRunner, Capture, List[Any]]:
+    """A sink with a property and the context; ``bare``: with neither, so that its function itself is called."""
     p = Plugin("fast")
     calls: List[Any] = []
 
@@ -202,11 +237,18 @@ def _sink_runner(annotation: Any, ack: bool) -> tuple[SinkRunner, Capture, List[
         if data in (b"boom", "boom", fail) or (isinstance(data, dict) and data.get("fail")):
             raise RuntimeError(f"failed on {data!r}")
 
-    snk.__annotations__["data"] = annotation
-    p.sink(name="snk")(snk)
+    def bare_snk(data: Any) -> None:
+        calls.append(data)
+        if data in (b"boom", "boom"):
+            raise RuntimeError("boom")
+
+    func = bare_snk if bare else snk
+    func.__annotations__["data"] = annotation
+    p.sink(name="snk")(func)
     sym = p.model().get("sink", "snk")  # type: ignore[arg-type]
     ack_sock = Capture()
-    runner = SinkRunner(sym, {"fail": "boom"}, Context(symbol="snk"), Capture(), ack_sock, ack, LOG)  # type: ignore[arg-type]
+    kwargs = {} if bare else {"fail": "boom"}
+    runner = SinkRunner(sym, kwargs, Context(symbol="snk"), Capture(), ack_sock, ack, LOG)  # type: ignore[arg-type]
     return runner, ack_sock, calls
 
 
@@ -214,18 +256,19 @@ PAYLOADS = [b"{}", b'{"a":1}', b"boom", b'"boom"', b"not json", b"\xff\xfe", b""
 
 
 @pytest.mark.parametrize("annotation", [bytes, str, Any])
-@pytest.mark.parametrize("ack", [True, False])
-def test_sink_acks_as_the_general_path(codec_choice, annotation, ack):
-    fast, fast_acks, fast_calls = _sink_runner(annotation, ack)
-    general, general_acks, general_calls = _sink_runner(annotation, ack)
+@pytest.mark.parametrize(("ack", "bare"), [(True, False), (False, False), (True, True)])
+def test_sink_acks_as_the_general_path(codec_choice, annotation, ack, bare):
+    fast, fast_acks, fast_calls = _sink_runner(annotation, ack, bare)
+    general, general_acks, general_calls = _sink_runner(annotation, ack, bare)
     deliver = fast._fast_delivery()
     assert deliver is not None
     for payload in PAYLOADS:
         deliver(payload)
         general._deliver(payload)
     assert fast_acks.sent == general_acks.sent
-    assert fast_calls == general_calls
+    assert fast_calls == general_calls and len(fast_calls) == len(PAYLOADS)
     assert (fast.received, fast.failed) == (general.received, general.failed)
+    assert fast.failed and fast.received == len(PAYLOADS)
 
 
 def test_row_sinks_have_no_fast_path():
@@ -245,19 +288,27 @@ class Clock:
 
 
 class Scripted(Socket):
-    """A REQ socket whose receives follow a script (a timeout advances the clock by its step)."""
+    """A REQ socket whose receives follow a script (a timeout advances the clock by its step).
 
-    def __init__(self, clock: Clock, script: List[Any], interruptible: bool) -> None:
+    ``holds_one``: the peer reads as eKuiper's REP does while it has no command to send: it takes one
+    handshake and leaves the next ones unread until it replies."""
+
+    def __init__(self, clock: Clock, script: List[Any], interruptible: bool, holds_one: bool = False) -> None:
         super().__init__("req", "ipc:///scripted")
         self.clock, self.script, self.sent = clock, list(script), []  # type: ignore[var-annotated]
         self.interruptible = interruptible
         self.lane_receives = 0
+        self.holds_one, self.waiting = holds_one, -1  # handshakes sent since the peer last replied (the first is read)
 
     def send(self, data: bytes) -> None:
         step = self.script.pop(0) if self.script and self.script[0] == "refuse" else None
         if step:
             raise Timeout("send timed out", self.url)
         self.sent.append((self.clock.now, bytes(data)))
+        self.waiting += data == HANDSHAKE
+
+    def drained(self) -> bool:
+        return not self.holds_one or self.waiting <= 1
 
     def recv(self) -> bytes:
         while self.script and self.script[0] == "refuse":  # meant for a send: none came
@@ -269,6 +320,7 @@ class Scripted(Socket):
         if isinstance(step, Exception):
             raise step
         self.clock.now += 0.001
+        self.waiting = 0
         return bytes(step)
 
     def recv_or_none(self) -> Optional[bytes]:
@@ -279,9 +331,9 @@ class Scripted(Socket):
         pass
 
 
-def _wire(script: List[Any], interruptible: bool) -> List[Any]:
+def _wire(script: List[Any], interruptible: bool, holds_one: bool = False) -> List[Any]:
     clock = Clock()
-    sock = Scripted(clock, script, interruptible)
+    sock = Scripted(clock, script, interruptible, holds_one)
     answer_loop(sock, lambda m: b"" if m == b"empty" else b"ok:" + m, lambda: False, clock=clock,
                 pause=lambda s: None)
     assert (sock.lane_receives > 0) == interruptible  # a socket close() interrupts takes the lane
@@ -298,10 +350,11 @@ SCRIPTS = [
 ]
 
 
+@pytest.mark.parametrize("holds_one", [False, True])
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_answer_lane_puts_the_same_bytes_on_the_wire_at_the_same_times(script):
-    lane = _wire(script, interruptible=True)
-    general = _wire(script, interruptible=False)
+def test_answer_lane_puts_the_same_bytes_on_the_wire_at_the_same_times(script, holds_one):
+    lane = _wire(script, interruptible=True, holds_one=holds_one)
+    general = _wire(script, interruptible=False, holds_one=holds_one)
     assert lane == general
     assert lane[0] == (1000.0, HANDSHAKE)
 
@@ -310,9 +363,22 @@ steps = st.one_of(st.binary(min_size=1, max_size=4), st.tuples(st.just("wait"), 
                   st.just("refuse"))
 
 
-@given(st.lists(steps, max_size=12))
-def test_any_script_puts_the_same_bytes_on_the_wire(script):
-    assert _wire(script, interruptible=True) == _wire(script, interruptible=False)
+@given(st.lists(steps, max_size=12), st.booleans())
+def test_any_script_puts_the_same_bytes_on_the_wire(script, holds_one):
+    assert _wire(script, True, holds_one) == _wire(script, False, holds_one)
+
+
+@pytest.mark.parametrize("interruptible", [True, False])
+def test_keepalives_wait_until_the_peer_has_read_the_last(interruptible):
+    """While eKuiper has no command it takes one keepalive and leaves the next unread: a third would only queue
+    behind them (each queued one costs its next command a round trip, and a full buffer a send retried every
+    second), so none goes until it replies."""
+    script = [("wait", 5.0)] * 8 + [b"cmd", ("wait", 5.0)]
+    reading = [t for t, data in _wire(script, interruptible) if data == HANDSHAKE]
+    assert reading == [1000.0, 1005.0, 1010.0, 1015.0, 1020.0, 1025.0, 1030.0, 1035.0, 1040.0, 1045.001]
+    holding = _wire(script, interruptible, holds_one=True)
+    assert holding == [(1000.0, HANDSHAKE), (1005.0, HANDSHAKE), (1010.0, HANDSHAKE), (1040.001, b"ok:cmd"),
+                       (1045.001, HANDSHAKE)]
 
 
 def test_the_lane_stops_when_asked_at_a_timeout():

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 import threading
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ekdsl.errors import ProtocolError, TransportError
 from ekdsl.transport import BadState, Closed, Timeout, open_socket
-from ekdsl.transport.sp import FrameReader, check_header, conn_header, frame
+from ekdsl.transport.sp import CHUNK, MAX_MESSAGE, PEER, FrameReader, check_header, conn_header, frame
 
 from .conftest import wait_for
 
@@ -42,6 +43,159 @@ def test_frame_reader_reassembles_any_split(messages, cuts):
         pos, i = pos + step, i + 1
     assert got == messages
     assert reader.pending() is None
+
+
+def _receiver(wire, cuts):
+    """A ``recv_into`` that hands out ``wire`` in pieces of the given sizes, then EOF."""
+    pos, i = 0, 0
+
+    def recv_into(room):
+        nonlocal pos, i
+        n = min(len(room), cuts[i % len(cuts)], len(wire) - pos)
+        room[:n] = wire[pos:pos + n]
+        pos, i = pos + n, i + 1
+        return n
+
+    return recv_into
+
+
+def _large(n: int) -> bytes:
+    return (bytes(range(251)) * (n // 251 + 1))[:n]
+
+
+@settings(deadline=None)
+@given(st.lists(st.binary(max_size=300) | st.integers(60_000, 200_000).map(_large), max_size=6),
+       st.lists(st.integers(1, 70_000), min_size=1, max_size=10))
+def test_frame_reader_receives_any_split_in_place(messages, cuts):
+    """Messages of any size, received in pieces of any size into the reader's own buffer, come out whole and in
+    order; then EOF. Once nothing is held the buffer is at most CHUNK again."""
+    wire = b"".join(frame(m) for m in messages)
+    reader, receive = FrameReader(), _receiver(wire, cuts)
+    got = [msg for msg in iter(lambda: reader.next(receive), None)]
+    assert got == messages
+    assert not reader.holding
+    reader.space()
+    assert len(reader.buf) <= CHUNK
+
+
+def test_frame_reader_allocates_for_what_arrived_not_for_what_is_declared():
+    """A peer that declares a message of 2**39 bytes and sends 10 of them gets a buffer of a few KiB."""
+    reader = FrameReader()
+    assert reader.feed(b"\x01" + (1 << 39).to_bytes(8, "big") + bytes(10)) == []
+    assert reader.holding and reader.pending() == (1 << 39) - 10
+    assert len(reader.buf) <= 8192
+    with pytest.raises(ProtocolError, match="too large"):
+        FrameReader().feed(b"\x01" + (MAX_MESSAGE + 1).to_bytes(8, "big"))
+    assert FrameReader().next(_receiver(b"\x01" + bytes(5), [3])) is None  # EOF inside a header
+
+
+def _raw_peer(path, kind):
+    """A plain Unix socket speaking SP as ``kind``, dialled to ``path`` (its header sent; the listener's is read
+    by whoever cares: a native listener sends it only when its owner next receives)."""
+    import socket as s
+
+    sock = s.socket(s.AF_UNIX, s.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(path)
+    sock.sendall(conn_header(kind))
+    return sock
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.binary(max_size=200) | st.integers(5_000, 150_000).map(_large), min_size=1, max_size=8),
+       st.lists(st.integers(1, 9_000), min_size=1, max_size=6))
+def test_native_pull_takes_messages_in_any_split(messages, cuts):
+    """Whatever the peer's writes cut, alone or several per receive, the native PULL returns each message once."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as d:
+        u = f"ipc://{d}/p.ipc"
+        pull = open_socket("pull", u, listen=True, impl="native", recv_timeout=5)
+        peer = _raw_peer(u[6:], "push")
+        wire = b"".join(frame(m) for m in messages)
+
+        def write():
+            pos, i = 0, 0
+            while pos < len(wire):
+                step = cuts[i % len(cuts)]
+                peer.sendall(wire[pos:pos + step])
+                pos, i = pos + step, i + 1
+
+        writer = threading.Thread(target=write, daemon=True)
+        try:
+            writer.start()
+            assert [pull.recv() for _ in messages] == messages
+            writer.join(5)
+            pull.recv_timeout = 0.05
+            with pytest.raises(Timeout):
+                pull.recv()
+        finally:
+            peer.close()
+            pull.close()
+
+
+def _dialled(path, kind, **options):
+    """A native ``kind`` socket dialled to a plain Unix listener at ``path``, and that listener's end of the
+    connection (SP headers exchanged; it reads nothing more on its own)."""
+    import socket as s
+
+    listener = s.socket(s.AF_UNIX, s.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    peers = []
+
+    def accept():
+        peer, _ = listener.accept()
+        peer.settimeout(5)
+        peer.sendall(conn_header(PEER[kind]))
+        peers.append(peer)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        sock = open_socket(kind, f"ipc://{path}", impl="native", **options)
+        acceptor.join(5)
+        assert peers[0].recv(8) == conn_header(kind)
+    finally:
+        listener.close()
+    return sock, peers[0]
+
+
+@pytest.mark.parametrize("cut", [1, 7, 13, 100, 1 << 20])
+@pytest.mark.parametrize("stale", [False, True])
+def test_native_req_takes_its_reply_in_any_split(sockdir, cut, stale):
+    """The reply to the pending request, whole or cut anywhere, after a reply to an abandoned request or not:
+    recv_or_none() returns it; the abandoned one is dropped."""
+    req, peer = _dialled(os.path.join(sockdir, "r.ipc"), "req", recv_timeout=5, send_timeout=5)
+    try:
+        req.send(b"first")
+        for round_ in range(3):
+            head = peer.recv(13)
+            rid, body = head[9:13], peer.recv(int.from_bytes(head[1:9], "big") - 4)
+            answer = f"reply {round_}".encode() * (round_ * 1000 + 1)
+            old = frame(b"stale", rid[:3] + bytes([rid[3] ^ 1])) if stale else b""
+            wire = old + frame(answer, rid)
+            pieces = [wire[pos:pos + cut] for pos in range(0, len(wire), cut)]
+            writer = threading.Thread(target=lambda pieces=pieces: [peer.sendall(x) for x in pieces], daemon=True)
+            writer.start()
+            assert req.recv_or_none() == answer, (round_, body)
+            writer.join(5)
+            req.send(b"next")
+    finally:
+        peer.close()
+        req.close()
+
+
+def test_drained_says_whether_the_peer_has_read_everything(sockdir):
+    """A native dialler knows when its peer has left what it sent unread (the kernel's queue, on Linux)."""
+    push, peer = _dialled(os.path.join(sockdir, "d.ipc"), "push", send_timeout=5)
+    try:
+        assert push.drained()
+        push.send(b"unread")
+        assert not push.drained()
+        assert peer.recv(100) == frame(b"unread")
+        assert wait_for(push.drained, timeout=5)
+    finally:
+        push.close()
+        peer.close()
 
 
 def send_all(sock, messages):
@@ -282,25 +436,30 @@ def squat(path):
             return [squatter, *clients]
 
 
-@pytest.mark.parametrize("impl", ["native", "pynng"])
-def test_listen_refuses_a_listener_that_never_accepts(sockdir, impl):
+@pytest.mark.parametrize(("role", "impl"), [("listen", "native"), ("listen", "pynng"), ("dial", "native")])
+def test_a_listener_that_never_accepts_is_given_up_on(sockdir, role, impl):
+    """A stuck process (its queue full, never accepting) at the path: listening refuses it as in use, dialling
+    fails within the header wait; neither blocks on it."""
     u = url(sockdir, "squat")
     held = squat(u[6:])
     outcome = []
 
-    def listen():
+    def attempt():
         try:
-            open_socket("pull", u, listen=True, impl=impl, attempts=2, interval=0.01).close()
-            outcome.append("listening")
+            if role == "listen":
+                open_socket("pull", u, listen=True, impl=impl, attempts=2, interval=0.01).close()
+            else:
+                open_socket("push", u, impl=impl, attempts=2, interval=0.01).close()
+            outcome.append("opened")
         except TransportError as exc:
             outcome.append(str(exc))
 
-    t = threading.Thread(target=listen, daemon=True)
+    t = threading.Thread(target=attempt, daemon=True)
     try:
         t.start()
-        t.join(5)
-        assert not t.is_alive(), "the stale-socket check blocked on the squatter"
-        assert outcome and "in use" in outcome[0]
+        t.join(10)
+        assert not t.is_alive(), f"{role} blocked on the squatter"
+        assert outcome and ("in use" if role == "listen" else "cannot dial") in outcome[0], outcome
     finally:
         for sock in held:
             sock.close()

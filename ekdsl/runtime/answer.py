@@ -23,7 +23,10 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
                 keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep) -> None:
     """Answer every message with ``handle(message)`` until ``stopped()``, the socket closes, or ``idle()``
     returns True. ``idle`` is asked whenever a receive or a send times out, so also while an answer cannot
-    be delivered; ``sock`` needs send and receive timeouts for either check to run. With a socket that
+    be delivered; ``sock`` needs send and receive timeouts for either check to run. A keepalive that is due
+    goes only once eKuiper has read what went before (``sock.drained()``): while idle, eKuiper takes one and
+    leaves the next unread until its next command, and more would only queue up (each costs that command a
+    round trip) until the socket's buffer is full. With a socket that
     ``close()`` interrupts, plain exchanges take :func:`answer_lane`, and ``stopped()`` is asked when a
     receive times out: a stop closes the socket."""
     session = PluginSession(keepalive)
@@ -61,7 +64,7 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
         except Timeout:  # an answer is retried while eKuiper may still take it; silence may owe a keepalive
             if idle():
                 return
-            if out is None:
+            if out is None and sock.drained():
                 session.tick(clock())
         except Closed:
             return
@@ -76,14 +79,14 @@ def answer_lane(session: PluginSession, sock: Socket, handle: Callable[[bytes], 
     and the answer delivered; a receive timeout sends the keepalive when it is due. Returns False when
     ``stopped()`` or ``idle()`` says so; anything else unusual is raised with the session in the state it
     was left in (an answer not delivered stays queued), for :func:`answer_loop` to take over."""
-    receive, send = sock.recv_or_none, sock.send
+    receive, send, drained = sock.recv_or_none, sock.send, sock.drained
     answered, sent, due = session.answered, session.sent, session.keepalive_due
     while True:
         data: Optional[bytes] = receive()
         if data is None:  # the receive timeout passed
             if stopped() or idle():
                 return False
-            out = due(clock())
+            out = due(clock()) if drained() else None
             if out is None:
                 continue
         else:

@@ -34,27 +34,44 @@ class FunctionHandler:
         self.invoker = Invoker(sym)
         self._contexts: Dict[str, Context] = {}
         self._literals: Dict[int, Set[str]] = {}  # string literals seen by Validate, per bytes argument
+        self._loads, self._dumps = codec.backend()
 
     def handle(self, payload: bytes) -> bytes:
         """Answer one request; never raises, whatever the user code raises or returns.
 
-        The fast path: an ``Exec`` whose argument count fits is decoded once, bound and called, and its reply
-        written around the result's JSON. Anything else goes to :meth:`general` before any user code runs,
-        and the bytes are the same either way."""
+        The fast path: an ``Exec`` whose argument count fits is decoded once, bound (by the invoker's plan for
+        that count when the values allow) and called, and its reply written around the result's JSON. Anything
+        else goes to :meth:`general` before any user code runs, and the bytes are the same either way."""
         try:
-            req = codec.loads(payload)
+            req = self._loads(payload)
         except Exception:
             return self.general(payload)
         arg = req.get("arg") if req.__class__ is dict and req.get("func") == "Exec" else None
-        if arg.__class__ is not list or not self._fits(len(arg) - 1):
+        if arg.__class__ is not list or not arg:
+            return self.general(payload)
+        invoker = self.invoker
+        plan = invoker.plans.get(len(arg) - 1)
+        if plan is None and not self._fits(len(arg) - 1):
             return self.general(payload)
         try:
-            invoker = self.invoker
-            args = invoker.bind(arg[:-1], self._literals)
-            result = invoker.call(args, self._context(arg[-1]) if self.sym.context_param else None)
+            args = arg[:-1]
+            if plan is None:
+                args = invoker.bind(args, self._literals)
+            else:
+                checks, pad = plan
+                for i, cls in checks:
+                    if args[i].__class__ is not cls:
+                        args = invoker.bind(args, self._literals)
+                        break
+                else:
+                    if pad:
+                        args += [None] * pad
+            call = invoker.direct
+            result = call(*args) if call is not None else \
+                invoker.call(args, self._context(arg[-1]) if self.sym.context_param else None)
             self.calls += 1
             try:
-                return _STATE_TRUE + codec.dumps(result) + b"}"
+                return _STATE_TRUE + self._dumps(result) + b"}"
             except BaseException:
                 raise invoker.result_error(result) from None
         except BaseException as exc:

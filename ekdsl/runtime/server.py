@@ -370,8 +370,10 @@ class PluginServer:
         sock.recv_timeout = KEEPALIVE if sock.interruptible else TICK
         sock.send_timeout = TICK
 
+        ppid = parent if pidfd is None else None  # with a pidfd, its end ends the receive
+
         def ekuiper_gone() -> bool:
-            return sock.lost or (parent is not None and os.getppid() != parent)
+            return sock.lost or (ppid is not None and os.getppid() != ppid)
 
         try:
             answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone)

@@ -158,10 +158,13 @@ class SinkRunner:
             if self._batches is not None:
                 deliver = self._checked(deliver, self._batches)
             stopped, recv = self.ctx.stop_event.is_set, self.data.recv
-            while not stopped():
+            interruptible = self.data.interruptible  # then stop() closes it: a receive ends with Closed
+            while interruptible or not stopped():
                 try:
                     payload = recv()
                 except Timeout:
+                    if stopped():
+                        break
                     continue
                 except Closed:
                     break
@@ -241,25 +244,31 @@ class SinkRunner:
         kwargs = dict(self.kwargs)
         if sym.context_param:
             kwargs[sym.context_param] = self.ctx
-        call = functools.partial(sym.func, **kwargs)
+        call = functools.partial(sym.func, **kwargs) if kwargs else sym.func
         name = sym.data_param or "data"
         code = getattr(sym.func, "__code__", None)  # the data parameter first and not positional-only: pass it so
         positional = bool(code and code.co_argcount and not code.co_posonlyargcount and code.co_varnames[0] == name)
-        item = _WHOLE[kind]
+        item = None if kind == "bytes" else _WHOLE[kind]
+        ack = self.ack.send if self.require_ack else None
+        failure = self._failure
 
         def deliver(payload: bytes) -> None:
             self.received += 1
+            error = ""
             try:
+                data = payload if item is None else item(payload)
                 if positional:
-                    call(item(payload))
+                    call(data)
                 else:
-                    call(**{name: item(payload)})
-                error = ""
+                    call(**{name: data})
             except BaseException as exc:
-                error = self._failure(exc)
+                error = failure(exc)
                 self.failed += 1
-            if self.require_ack:
-                self._ack(error)
+            if ack is not None:
+                try:
+                    ack(ack_error(error) if error else ACK_OK)
+                except BaseException:
+                    self.log.exception("could not send the ack for message %d", self.received)
 
         return deliver
 

@@ -32,6 +32,7 @@ class SourceRunner:
         self.sock.send_timeout = STALL_SLICE if sock.interruptible else SEND_SLICE
         self.rows = 0
         self.skipped = 0
+        self._dumps = codec.backend()[1]
         self.done = threading.Event()
         self._loop: Any = None  # the asyncio loop and task of an async generator (asyncio loads lazily)
         self._task: Any = None
@@ -89,14 +90,14 @@ class SourceRunner:
 
     def _sync(self) -> None:
         it = iter(self._call())
-        stopped = self.ctx.stop_event.is_set
+        stopped, emit = self.ctx.stop_event.is_set, self._emit
         try:
             # After a stop the generator still runs up to its next yield, so the code after the last sent row's
             # yield (saving a cursor) runs; what it yields then is not sent.
             for item in it:
                 if stopped():
                     break
-                self._emit(item)
+                emit(item)
         finally:
             close = getattr(it, "close", None)
             if close is not None:
@@ -136,7 +137,7 @@ class SourceRunner:
         writes it; anything else, or a row whose JSON needs a closer look, takes the general path."""
         if item.__class__ is dict:
             try:
-                payload = _MESSAGE + codec.dumps(item) + _NO_META
+                payload = _MESSAGE + self._dumps(item) + _NO_META
             except Stopped:
                 raise
             except BaseException:

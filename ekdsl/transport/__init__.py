@@ -94,6 +94,10 @@ class Socket:
         except Timeout:
             return None
 
+    def drained(self) -> bool:
+        """Whether the peer has read everything sent so far (``True`` when that cannot be known)."""
+        return True
+
     def close(self) -> None:
         raise NotImplementedError
 

@@ -18,16 +18,14 @@ import stat
 import struct
 import threading
 import time
-from collections import deque
-from typing import Deque, Dict, Optional, Union
+from typing import Callable, Dict, Optional, Union
 
 from ..errors import ProtocolError, TransportError
 from . import BadState, Closed, Socket, Timeout
-from .sp import FrameReader, check_header, conn_header
+from .sp import CHUNK, FrameReader, check_header, conn_header
 
 __all__ = ["PullSocket", "PushSocket", "ReqSocket", "open_native"]
 
-CHUNK = 64 * 1024  # the largest receive buffer of a connection, reused (a fresh bytes per recv costs mmap calls)
 RECONNECT = 0.1  # first wait between connection attempts, as eKuiper's dialer (OptionReconnectTime)
 RECONNECT_MAX = 1.0  # the wait doubles up to this while nobody listens
 HEADER_WAIT = 2.0
@@ -36,6 +34,27 @@ _ID = struct.Struct(">I")
 _HEAD = struct.Struct(">BQ")  # a message's type byte and length (sp.frame, in one step)
 _REQ_HEAD = struct.Struct(">BQI")  # ... followed by a REQ/REP request id
 _TIMEVAL = struct.Struct("@ll")
+_OUTQ = struct.Struct("@i")
+_unread: Optional[Callable[[int], int]] = None  # made on first use (see _unread_bytes)
+
+
+def _unread_bytes(fd: int) -> int:
+    """What the peer of socket ``fd`` has not read yet (``SIOCOUTQ``, Linux); 0 where that cannot be asked."""
+    global _unread
+    if _unread is None:
+        try:
+            import fcntl
+            import termios
+
+            request = termios.TIOCOUTQ  # the same request on sockets
+
+            def unread(fd: int) -> int:
+                return int(_OUTQ.unpack(fcntl.ioctl(fd, request, bytes(4)))[0])
+
+            _unread = unread
+        except (ImportError, AttributeError):
+            _unread = lambda fd: 0  # noqa: E731
+    return _unread(fd)
 
 
 def _path(url: str) -> str:
@@ -62,35 +81,30 @@ def _timeval(seconds: Optional[float]) -> bytes:
 class _Conn:
     """One connected stream, after the SP headers were exchanged; blocking, with kernel timeouts."""
 
-    __slots__ = ("buf", "out", "poller", "rcvtimeo", "reader", "sndtimeo", "sock", "view")
+    __slots__ = ("out", "poller", "rcvtimeo", "reader", "recv_into", "sndtimeo", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.reader = FrameReader()
-        self.buf = bytearray()  # made on the first receive (PUSH connections never need one), grown to CHUNK
-        self.view = memoryview(self.buf)
+        self.recv_into = sock.recv_into
+        self.reader = FrameReader()  # what was received, in one buffer (PUSH connections never make one)
         self.out = b""  # the unsent tail of a message whose first bytes are already on the wire
         self.rcvtimeo: object = -1
         self.sndtimeo: object = -1
         self.poller: Optional[select.poll] = None  # this connection and a watched descriptor (ReqSocket.watch)
 
-    def recv_within(self, seconds: Optional[float]) -> memoryview:
-        """One receive into the connection's buffer (valid until the next); empty at EOF.
-
-        Raises ``BlockingIOError`` when ``seconds`` pass with nothing to read.
-        """
+    def receive_within(self, seconds: Optional[float]) -> None:
+        """Receives wait at most ``seconds`` (then raise ``BlockingIOError``)."""
         if seconds != self.rcvtimeo:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
             self.rcvtimeo = seconds
-        n = self.sock.recv_into(self.buf) if self.buf else 0
-        if n == len(self.buf) < CHUNK:  # none yet, or filled: grow (an idle sink keeps a small one)
-            chunk = bytes(self.view[:n])
-            self.buf = bytearray(max(4096, 4 * len(self.buf)))
-            self.view = memoryview(self.buf)
-            if n:
-                return memoryview(chunk)
-            n = self.sock.recv_into(self.buf)
-        return self.view[:n]
+
+    def fill(self, seconds: Optional[float]) -> int:
+        """One receive into the reader's buffer, waiting at most ``seconds``; the bytes received, 0 at EOF."""
+        self.receive_within(seconds)
+        reader = self.reader
+        n = self.recv_into(reader.space())
+        reader.end += n
+        return n
 
     def send_within(self, data: Union[bytes, memoryview], seconds: Optional[float]) -> int:
         if seconds != self.sndtimeo:
@@ -139,7 +153,6 @@ class _Base(Socket):
         self._closed = False
         self._wake = threading.Event()  # set by close(): ends a wait between connection attempts
         self._io = threading.RLock()
-        self._ready: Deque[bytes] = deque()  # received messages not yet returned
 
     def _check_open(self) -> None:
         if self._closed:
@@ -192,20 +205,14 @@ class _Base(Socket):
         if self._closed:
             raise Closed(f"socket {self.url} is closed", self.url)
 
-    def _absorb(self, conn: _Conn, chunk: memoryview) -> bool:
-        """Queue the messages ``chunk`` completes; False when the connection ended or broke the framing."""
-        if chunk:
-            try:
-                self._ready.extend(conn.reader.feed(chunk))
-                return True
-            except ProtocolError:
-                pass
-        self._eof()
-        return False
-
 
 class _Dialer(_Base):
     """A socket that dials one peer and reconnects when it goes away."""
+
+    requests = False  # REQ: each message is a new request, with its id (the state below is ReqSocket's)
+    _id = 0
+    _pending: Optional[int] = None
+    _pending_frame = b""
 
     def __init__(self, kind: str, url: str) -> None:
         super().__init__(kind, url)
@@ -219,6 +226,7 @@ class _Dialer(_Base):
         """One connection attempt; raises ``OSError`` or :class:`ProtocolError` on failure."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            sock.settimeout(HEADER_WAIT)  # a listener that never accepts, its queue full, would block connect()
             sock.connect(self.path)
             _handshake(sock, self.kind)
         except BaseException:
@@ -268,6 +276,24 @@ class _Dialer(_Base):
             if not self.redial and not self._closed:
                 self.lost = True
 
+    def drained(self) -> bool:
+        """Whether the peer has read everything sent: nothing waits in the kernel's queue (``SIOCOUTQ``, where
+        there is one) nor in a tail of ours."""
+        conn = self.conn
+        if conn is None:
+            return True
+        if conn.out:
+            return False
+        try:
+            return _unread_bytes(conn.sock.fileno()) == 0
+        except OSError:  # the connection just went
+            return True
+
+    def _lost(self) -> None:
+        """The connection ended or broke the framing: drop it (raises :class:`Closed` after close())."""
+        self._eof()
+        self._drop()
+
     def _release(self) -> None:
         self._drop()
 
@@ -275,20 +301,36 @@ class _Dialer(_Base):
         if self.conn is not None:
             self.conn.interrupt()
 
-    def _send_frame(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
+        """Send one message, whole: if the send timeout passes midway, its tail goes before the next one."""
+        if self._closed:
+            raise Closed(f"socket {self.url} is closed", self.url)
+        if self.requests:
+            self._id = rid = (self._id + 1) & 0x7FFFFFFF
+            self._pending = rid = rid | 0x80000000
+            self._pending_frame = frame = _REQ_HEAD.pack(1, len(data) + 4, rid) + data
+        else:
+            frame = _HEAD.pack(1, len(data)) + data
         conn = self.conn
         if conn is not None and conn.sndtimeo == self._send_timeout:  # the usual case: one send, all of it
-            with self._io:
+            io = self._io
+            io.acquire()  # (a with statement costs twice as much)
+            try:
                 if not conn.out and conn is self.conn:
                     try:
-                        sent = conn.sock.send(data)
+                        sent = conn.sock.send(frame)
                     except OSError:
                         sent = 0
-                    if sent == len(data):
+                    if sent == len(frame):
                         return
                     if sent > 0:  # the message has started: it is sent, its tail goes before the next one
-                        conn.out = data[sent:]
+                        conn.out = frame[sent:]
                         return
+            finally:
+                io.release()
+        self._send_frame(frame)
+
+    def _send_frame(self, data: bytes) -> None:
         with self._io:
             conn = self.conn
             if conn is not None and not conn.out:  # the common case: connected, nothing left over
@@ -312,19 +354,13 @@ class _Dialer(_Base):
                     if self._flush(conn, deadline) and self._write(conn, data, deadline):
                         return
                 except OSError:  # the peer went (or close() shut the connection down)
-                    self._eof()
-                    self._drop()
+                    self._lost()
                     continue
                 raise Timeout(f"send timed out on {self.url}", self.url)
 
 
 class PushSocket(_Dialer):
     """PUSH, dialled: source rows and sink acks."""
-
-    def send(self, data: bytes) -> None:
-        if self._closed:
-            raise Closed(f"socket {self.url} is closed", self.url)
-        self._send_frame(_HEAD.pack(1, len(data)) + data)
 
     def recv(self) -> bytes:
         raise BadState("a PUSH socket cannot receive", self.url)
@@ -340,6 +376,8 @@ class ReqSocket(_Dialer):
     process); a receive then ends as on a lost connection (``lost``, :class:`Closed`), without a timer.
     """
 
+    requests = True
+
     def __init__(self, kind: str, url: str) -> None:
         super().__init__(kind, url)
         self._id = random.getrandbits(31)
@@ -353,17 +391,8 @@ class ReqSocket(_Dialer):
         self._wait_ms = -1 if self._recv_timeout is None else max(0, int(self._recv_timeout * 1000 + 0.999))
 
     def _connected(self) -> None:
-        self._ready.clear()
         if self._pending is not None and self.conn is not None:
             self.conn.out = self._pending_frame  # the request died with the old connection: send it again
-
-    def send(self, data: bytes) -> None:
-        if self._closed:
-            raise Closed(f"socket {self.url} is closed", self.url)
-        self._id = rid = (self._id + 1) & 0x7FFFFFFF
-        self._pending = rid = rid | 0x80000000
-        self._pending_frame = head = _REQ_HEAD.pack(1, len(data) + 4, rid) + data
-        self._send_frame(head)
 
     def recv(self) -> bytes:
         self._check_open()
@@ -372,43 +401,67 @@ class ReqSocket(_Dialer):
         with self._io:
             deadline = None
             while True:
-                while self._ready:
-                    msg = self._ready.popleft()
-                    if len(msg) >= 4 and _ID.unpack_from(msg)[0] == self._pending:
-                        self._pending = None
-                        return msg[4:]
+                conn = self.conn
+                if conn is not None:
+                    try:
+                        reply = self._reply(conn)
+                    except ProtocolError:
+                        self._lost()
+                        continue
+                    if reply is not None:
+                        return reply
                 if deadline is None and self._recv_timeout is not None:
                     deadline = time.monotonic() + self._recv_timeout
                 self._read(deadline)
 
     def recv_or_none(self) -> Optional[bytes]:
-        """The reply in one receive when it comes alone and whole (the usual case); else as :meth:`recv`.
+        """The reply in one receive when it comes whole (the usual case); else as :meth:`recv`.
 
         Busy, it receives at once; once a receive has timed out it waits with ``poll`` until the next
         message (a timeout then costs no exception), as it always does with a ``watch``."""
-        pending, conn = self._pending, self.conn
-        if pending is None or conn is None or conn.out or self._ready or self._closed or conn.reader.holding:
+        conn = self.conn
+        if self._pending is None or conn is None or conn.out or self._closed:
             return super().recv_or_none()
         if self._quiet and conn.poller is not None and not conn.poller.poll(self._wait_ms):
             return None  # the usual wake-up of an idle channel: nothing locked, nothing raised, nothing built
-        with self._io:
-            if (self._quiet or self.watch is not None) and not self._readable(conn):
-                return None
-            try:
-                chunk = conn.recv_within(self._recv_timeout)
-            except BlockingIOError:
-                self._quiet = True
-                return None
-            except OSError:
-                chunk = memoryview(b"")
-            self._quiet = False
-            n = len(chunk)
-            if n >= 13 and _REQ_HEAD.unpack_from(chunk) == (1, n - 9, pending):
-                self._pending = None
-                return bytes(chunk[13:])
-            if not self._absorb(conn, chunk):
-                self._drop()
+        io = self._io
+        io.acquire()
+        try:
+            reader = conn.reader
+            if conn is self.conn and reader.pos == reader.end and 0 < len(reader.buf) <= CHUNK:  # nothing held
+                if (self._quiet or self.watch is not None) and not self._readable(conn):
+                    return None
+                if conn.rcvtimeo != self._recv_timeout:
+                    conn.receive_within(self._recv_timeout)
+                view = reader.view
+                n = conn.recv_into(view)
+                self._quiet = False
+                if n >= 13 and _REQ_HEAD.unpack_from(view) == (1, n - 9, self._pending):
+                    self._pending = None
+                    return bytes(view[13:n])
+                reader.pos, reader.end = 0, n
+                if not n:
+                    self._lost()
+        except BlockingIOError:
+            self._quiet = True
+            return None
+        except OSError:
+            self._lost()
+        finally:
+            io.release()
         return super().recv_or_none()
+
+    def _reply(self, conn: _Conn) -> Optional[bytes]:
+        """The pending request's reply when the connection's buffer holds it; replies to abandoned requests
+        are dropped. Raises :class:`ProtocolError` for a frame that is not SP's."""
+        take = conn.reader.next
+        while True:
+            msg = take()
+            if msg is None:
+                return None
+            if len(msg) >= 4 and _ID.unpack_from(msg)[0] == self._pending:
+                self._pending = None
+                return msg[4:]
 
     def _readable(self, conn: _Conn) -> bool:
         """Wait for ``conn`` within the receive timeout, or for ``watch``: then the peer is gone (Closed)."""
@@ -432,13 +485,13 @@ class ReqSocket(_Dialer):
                 raise Timeout(f"receive timed out on {self.url}", self.url)
             if self.watch is not None and not self._readable(conn):
                 raise BlockingIOError
-            chunk = conn.recv_within(self._recv_timeout)
+            n = conn.fill(self._recv_timeout)
         except BlockingIOError:
             raise Timeout(f"receive timed out on {self.url}", self.url) from None
         except OSError:
-            chunk = memoryview(b"")
-        if not self._absorb(conn, chunk):
-            self._drop()  # the next _ensure reconnects and sends the pending request again
+            n = 0
+        if not n:
+            self._lost()  # the next _ensure reconnects and sends the pending request again
 
 
 class PullSocket(_Base):
@@ -452,6 +505,7 @@ class PullSocket(_Base):
         super().__init__(kind, url)
         self.listener: Optional[socket.socket] = None
         self.conns: Dict[int, _Conn] = {}
+        self._one: Optional[_Conn] = None  # the connection, while there is exactly one
 
     def listen(self) -> None:
         _remove_stale(self.path)
@@ -470,50 +524,56 @@ class PullSocket(_Base):
         raise BadState("a PULL socket cannot send", self.url)
 
     def recv(self) -> bytes:
-        self._check_open()
-        with self._io:
-            if self._ready:
-                return self._ready.popleft()
-            if len(self.conns) == 1:  # the usual case: eKuiper's one connection, a whole message per receive
-                conn = next(iter(self.conns.values()))
-                if not conn.reader.holding:
-                    try:
-                        chunk = conn.recv_within(self._recv_timeout)
-                    except BlockingIOError:
-                        self._accept_waiting()
-                        raise Timeout(f"receive timed out on {self.url}", self.url) from None
-                    except OSError:
-                        chunk = memoryview(b"")
-                    n = len(chunk)
-                    if n >= 9 and _HEAD.unpack_from(chunk) == (1, n - 9):
-                        return bytes(chunk[9:])
-                    self._take(conn, chunk)
-                    if self._ready:
-                        return self._ready.popleft()
-            deadline: Optional[float] = None
-            while not self._ready:
-                self._check_open()
-                if len(self.conns) == 1:
-                    self._recv_one(next(iter(self.conns.values())))
-                else:
-                    if deadline is None and self._recv_timeout is not None:
-                        deadline = time.monotonic() + self._recv_timeout
-                    self._poll(deadline)
-            return self._ready.popleft()
-
-    def _recv_one(self, conn: _Conn) -> None:
+        if self._closed:
+            raise Closed(f"socket {self.url} is closed", self.url)
+        io = self._io
+        io.acquire()  # (a with statement costs twice as much)
         try:
-            chunk = conn.recv_within(self._recv_timeout)
-        except BlockingIOError:
-            self._accept_waiting()  # a second peer may be waiting in the backlog: serve it too
-            raise Timeout(f"receive timed out on {self.url}", self.url) from None
-        except OSError:
-            chunk = memoryview(b"")
-        self._take(conn, chunk)
+            conn = self._one
+            if conn is not None:  # the usual case: eKuiper's one connection, read with blocking receives
+                if conn.rcvtimeo != self._recv_timeout:
+                    conn.receive_within(self._recv_timeout)
+                reader = conn.reader
+                try:
+                    if reader.pos == reader.end and 0 < len(reader.buf) <= CHUNK:  # nothing held: usually one
+                        view = reader.view  # receive brings one whole message
+                        n = conn.recv_into(view)
+                        if n >= 9 and _HEAD.unpack_from(view) == (1, n - 9):
+                            return bytes(view[9:n])
+                        reader.pos, reader.end = 0, n
+                        msg = reader.next(conn.recv_into) if n else None
+                    else:
+                        msg = reader.next(conn.recv_into)
+                    if msg is not None:
+                        return msg
+                except BlockingIOError:
+                    self._accept_waiting()  # a second peer may be waiting in the backlog: serve it too
+                    raise Timeout(f"receive timed out on {self.url}", self.url) from None
+                except (OSError, ProtocolError):
+                    pass
+                self._lost(conn)
+            return self._recv_any()
+        finally:
+            io.release()
 
-    def _take(self, conn: _Conn, chunk: memoryview) -> None:
-        if not self._absorb(conn, chunk):
-            self._drop(conn)
+    def _recv_any(self) -> bytes:
+        """A message from any connection (several, or none yet), waiting on all of them and the listener."""
+        deadline: Optional[float] = None
+        while True:
+            self._check_open()
+            if self._one is not None:
+                return self.recv()
+            for conn in list(self.conns.values()):
+                try:
+                    msg = conn.reader.next()
+                except ProtocolError:
+                    self._lost(conn)
+                    continue
+                if msg is not None:
+                    return msg
+            if deadline is None and self._recv_timeout is not None:
+                deadline = time.monotonic() + self._recv_timeout
+            self._poll(deadline)
 
     def _poll(self, deadline: Optional[float]) -> None:
         assert self.listener is not None
@@ -535,12 +595,13 @@ class PullSocket(_Base):
             elif fd in self.conns:
                 conn = self.conns[fd]
                 try:
-                    chunk = conn.recv_within(0.001)
+                    if conn.fill(0.001):
+                        continue
                 except BlockingIOError:
                     continue
                 except OSError:
-                    chunk = memoryview(b"")
-                self._take(conn, chunk)
+                    pass
+                self._lost(conn)
 
     def _accept_waiting(self) -> None:
         assert self.listener is not None
@@ -557,9 +618,16 @@ class PullSocket(_Base):
                 sock.close()
                 continue
             self.conns[sock.fileno()] = _Conn(sock)
+            self._counted()
 
-    def _drop(self, conn: _Conn) -> None:
+    def _counted(self) -> None:
+        self._one = next(iter(self.conns.values())) if len(self.conns) == 1 else None
+
+    def _lost(self, conn: _Conn) -> None:
+        """A connection ended or broke the framing: drop it (raises :class:`Closed` after close())."""
+        self._eof()
         self.conns.pop(conn.sock.fileno(), None)
+        self._counted()
         conn.close()
 
     def _interrupt(self) -> None:
@@ -575,6 +643,7 @@ class PullSocket(_Base):
         for conn in list(self.conns.values()):
             conn.close()
         self.conns.clear()
+        self._one = None
         if self.listener is not None:
             self.listener.close()
             self.listener = None

@@ -1,9 +1,14 @@
-"""Plugin update, delete, and a plugin process killed under a running rule, on a real eKuiper."""
+"""Plugin update, delete, a plugin process killed under a running rule, and an idle plugin, on a real eKuiper."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import time
+
+import pytest
 
 from .rest import metric, read_lines, require_server, wait_for
 
@@ -141,3 +146,36 @@ def test_import_error_where_ekuiper_runs_is_reported_without_the_handshake_wait(
     finally:
         server.drop_stream(f"{name}_s")
         server.uninstall(name)
+
+
+def _unread_by_ekuiper(pid: int) -> int:
+    """Bytes the plugin process ``pid`` sent on its Unix sockets that the other end has not read (``ss``)."""
+    out = subprocess.run(["ss", "-xp"], capture_output=True, text=True, timeout=30).stdout
+    return sum(int(line.split()[3]) for line in out.splitlines() if f"pid={pid}," in line)
+
+
+def test_an_idle_plugin_leaves_at_most_one_keepalive_unread(own_ek):
+    """While eKuiper has no command for a plugin it takes one keepalive and leaves the next unread; a plugin sends
+    no more until they are read (each one queued costs eKuiper's next command a round trip; one every 5 s filled
+    the socket's buffer after about 20 minutes, then a send was retried every second). The first command after
+    the idle time is answered."""
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (iproute2) to read the socket's queue")
+    main = f"/portable/{own_ek.plugin.name}/main.py"
+    pids = [int(d) for d in os.listdir("/proc") if d.isdigit() and _cmdline_has(int(d), main)]
+    if len(pids) != 1:
+        pytest.skip(f"the plugin's process is not on this machine ({pids})")
+    time.sleep(21)  # deliberately idle past four keepalives; nothing to wait for
+    assert _unread_by_ekuiper(pids[0]) <= 1024  # one small message (its buffer accounting), not four
+    stream = own_ek.source_stream("s")
+    out = own_ek.sink_file("out")
+    own_ek.rule("r", f"SELECT i FROM {stream}", [{own_ek.plugin.sym("rows"): {"path": str(out)}}])
+    assert own_ek.rows(out, 3)
+
+
+def _cmdline_has(pid: int, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return text.encode() in fh.read()
+    except OSError:
+        return False
