@@ -219,3 +219,22 @@ def test_conda_install_sh(tmp_path, links):
     conda.unlink()
     with pytest.raises(PackagingError, match="conda is not on the PATH eKuiper runs with"):
         run_install_script(str(folder), env={"PATH": path})
+
+
+def test_dev_shows_the_requirements_install_as_it_goes(tmp_path, links):
+    package = vendored(tmp_path, "devreq", "1.0", links)
+    argv = [sys.executable, "-m", "ekdsl", "dev", package, "--socket-dir", str(tmp_path), "function",
+            "devreq_version", "x"]
+    env = offline_env()
+    quiet = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env).stdout.splitlines()
+    assert quiet[0] == ("installing the requirements of 'devreq' as eKuiper does (install.sh builds its venv and runs "
+                        "pip: this takes a while; -v shows pip's output)...")
+    assert re.fullmatch(r"requirements installed in \d+\.\d s", quiet[1])
+    assert quiet[2].startswith("devreq 1.0.0 (python): handshake in ")
+    loud = subprocess.run([*argv[:4], "-v", *argv[4:]], capture_output=True, text=True, timeout=300,
+                          env=env).stdout.splitlines()
+    done = next(i for i, line in enumerate(loud) if line.startswith("requirements installed in"))
+    pip = loud[1:done]
+    assert any("tinydep" in line for line in pip), loud
+    assert pip[-1].startswith("  | install.sh: plugin 'devreq': requirements installed into ")
+    assert all(line.startswith("  | ") for line in pip)

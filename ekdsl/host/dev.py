@@ -94,8 +94,9 @@ def run(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     out = _Out(stream)
     mode = args.mode or "tour"
     conf = parse_conf(getattr(args, "conf", []))
+    echo = (lambda line: out(f"  | {line}")) if args.verbose else None
     emu = Emulator(args.target, python=args.python, socket_dir=args.socket_dir, init_timeout=args.init_timeout,
-                   state=args.state)
+                   state=args.state, progress=out, install_echo=echo)
     try:
         emu.start()
         proc = emu.host.process
