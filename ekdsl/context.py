@@ -51,6 +51,7 @@ class Context:
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     kind: str = ""  # "source", "sink" or "function": which state scope is this instance's
     stores: Any = field(default=None, repr=False, compare=False)  # where state lives (None: the process's own)
+    connections: Any = field(default=None, repr=False, compare=False)  # the instance's shared connections
 
     @property
     def stopped(self) -> bool:
@@ -74,6 +75,14 @@ class Context:
             state = state_of(self)
             object.__setattr__(self, "_state", state)
         return state
+
+    def reopen(self, client: Any) -> Any:
+        """Close a shared connection's ``client``, found broken, and return a new one (opened once for everyone
+        who shares it); :class:`~ekdsl.errors.ConnectionFailed` when opening fails (the next use tries again)."""
+        if self.connections is None:
+            raise ValueError(f"{self.kind or 'this symbol'} '{self.symbol}' uses no shared connection: only a "
+                             "client received through a @connection parameter can be reopened")
+        return self.connections.reopen(client)
 
     @property
     def key(self) -> str:

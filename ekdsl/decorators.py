@@ -1,4 +1,4 @@
-"""``@source``, ``@sink``, ``@function`` and the ``Param`` marker.
+"""``@source``, ``@sink``, ``@function``, ``@connection`` and the ``Param`` marker.
 
 The decorators only mark: they attach a :class:`SymbolSpec` to the callable and
 return it unchanged, so it stays a plain function you can call in a unit test.
@@ -13,11 +13,13 @@ from .errors import DefinitionError, Problem
 from .kinds import Kind
 from .model import Text
 
-__all__ = ["CONSTRAINT_KEYWORDS", "SPEC_ATTR", "Param", "SymbolSpec", "function", "get_spec", "sink", "source"]
+__all__ = ["CONNECTION_ATTR", "CONSTRAINT_KEYWORDS", "SPEC_ATTR", "ConnectionSpec", "Param", "SymbolSpec", "connection",
+           "function", "get_connection_spec", "get_spec", "sink", "source"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 TextLike = Union[str, Mapping[str, str], None]
 SPEC_ATTR = "__ekdsl_spec__"
+CONNECTION_ATTR = "__ekdsl_connection__"
 CONSTRAINT_KEYWORDS = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern")
 
 
@@ -26,7 +28,9 @@ class Param(NamedTuple):
 
     ``hint`` and ``label`` are a str (used for both languages) or a mapping with
     ``en_US`` and ``zh_CN``. ``name`` overrides the property name that eKuiper
-    sees (for example a camelCase key for a snake_case parameter).
+    sees (for example a camelCase key for a snake_case parameter). ``dynamic=True``
+    (sink properties) makes the value a data template, such as ``"{{.table}}"``,
+    evaluated for each row: the sink receives the result.
     ``gt``, ``ge``, ``lt``, ``le``, ``multiple_of`` (numbers), ``min_length``,
     ``max_length`` (str, bytes, lists, dicts) and ``pattern`` (str, searched)
     constrain the value, checked when a rule starts and at each call
@@ -37,6 +41,7 @@ class Param(NamedTuple):
     hint: TextLike = None
     label: TextLike = None
     name: Optional[str] = None
+    dynamic: bool = False
     gt: Any = None
     ge: Any = None
     lt: Any = None
@@ -200,3 +205,54 @@ def function(func: Any = None, /, *, name: Optional[str] = None, **options: Any)
     group's values.
     """
     return _make(Kind.FUNCTION, func, name, options)
+
+
+class ConnectionSpec(NamedTuple):
+    """What ``@connection`` recorded about a factory."""
+
+    name: Optional[str] = None
+    description: Optional[Text] = None
+    open_timeout: float = 10.0
+
+
+def get_connection_spec(obj: Any) -> Optional[ConnectionSpec]:
+    """The spec ``@connection`` attached to ``obj``, or ``None``."""
+    spec = getattr(obj, CONNECTION_ATTR, None)
+    return spec if isinstance(spec, ConnectionSpec) else None
+
+
+@overload
+def connection(func: F, /) -> F: ...
+@overload
+def connection(
+    func: Optional[str] = None,
+    /,
+    *,
+    name: Optional[str] = None,
+    description: TextLike = None,
+    open_timeout: float = 10.0,
+) -> Callable[[F], F]: ...
+def connection(func: Any = None, /, *, name: Optional[str] = None, description: TextLike = None,
+               open_timeout: float = 10.0) -> Any:
+    """Mark a generator as a shared connection: it opens a client, yields it, and closes it after the yield.
+
+    A source or sink asks for it with a parameter annotated ``Annotated[Client, factory]``; the factory's
+    parameters become properties of that symbol. The plugin process opens one client per distinct settings and
+    shares it among every rule and symbol that uses it, and closes it when the last of them stops. Opening may
+    take ``open_timeout`` seconds before the start that waits for it fails.
+    """
+    if isinstance(func, str) and name is None:
+        func, name = None, func
+    spec = ConnectionSpec(name, Text.of(description) if description is not None else None, float(open_timeout))
+
+    def mark(f: Any) -> Any:
+        if not callable(f):
+            raise TypeError(f"@connection must decorate a function, got {type(f).__name__}: "
+                            "write '@connection' directly above a 'def' that yields the client")
+        try:
+            setattr(f, CONNECTION_ATTR, spec)
+        except AttributeError as exc:
+            raise TypeError(f"@connection cannot mark {f!r}: decorate a plain 'def' function") from exc
+        return f
+
+    return mark if func is None else mark(func)

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 __all__ = [
     "ConfigError",
+    "ConnectionFailed",
     "DefinitionError",
     "DeployError",
     "EkdslError",
@@ -17,8 +18,10 @@ __all__ = [
     "PackagingError",
     "Problem",
     "ProtocolError",
+    "RenderError",
     "StateError",
     "StoreError",
+    "TemplateError",
     "TransportError",
     "UsageError",
 ]
@@ -155,3 +158,39 @@ class StoreError(StateError):
     def __init__(self, message: str, *, where: str = "", operation: str = "", key: Any = None):
         self.where = where
         super().__init__(message, operation=operation, key=key)
+
+
+class TemplateError(EkdslError):
+    """A data template (``{{.field}}``) that cannot be parsed, or, as its subclass :class:`RenderError`, evaluated.
+
+    ``template`` is the template's text, ``position`` the offset of the fault in it (``-1`` when it is about the
+    data), ``reason`` what is wrong and what to write instead.
+    """
+
+    def __init__(self, template: str, reason: str, position: int = -1):
+        self.template = template
+        self.reason = reason
+        self.position = position
+        shown = template if len(template) <= 80 else template[:77] + "..."
+        where = f" at {position}" if position >= 0 else ""
+        super().__init__(f"template {shown!r}{where}: {reason}")
+
+
+class RenderError(TemplateError):
+    """A data template that parsed, but cannot be evaluated against this row or event."""
+
+    def __init__(self, template: str, reason: str):
+        super().__init__(template, reason)
+
+
+class ConnectionFailed(EkdslError):
+    """A shared connection could not be opened: its factory raised, or took longer than its ``open_timeout``.
+
+    ``connection`` is the factory's name, ``settings`` what it was called with (secrets masked).
+    """
+
+    def __init__(self, connection: str, settings: str, reason: str):
+        self.connection = connection
+        self.settings = settings
+        self.reason = reason
+        super().__init__(f"connection '{connection}' ({settings}) could not be opened: {reason}")

@@ -21,12 +21,13 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from . import reserved as _reserved
 from . import types as _types
+from .connections import build_connection, connection_marker
 from .context import Context, Row
 from .decorators import Param, SymbolSpec
-from .errors import ConfigError, Problem
+from .errors import ConfigError, Problem, TemplateError
 from .keys import key_clashes
 from .kinds import Kind, Role, check_options
-from .model import MISSING, FieldModel, SymbolModel, Text, TypeInfo
+from .model import MISSING, ConnectionUse, FieldModel, SymbolModel, Text, TypeInfo
 
 __all__ = ["NAME_RE", "build_symbol", "data_type_info", "describe_location", "type_info"]
 
@@ -41,8 +42,9 @@ _SCALARS: Dict[Any, str] = {
 }
 _LIST_ORIGINS = {list, tuple, cabc.Sequence, cabc.MutableSequence, cabc.Collection, cabc.Iterable}
 _DICT_ORIGINS = {dict, cabc.Mapping, cabc.MutableMapping}
-_SUPPORTED = ("str, int, float, bool, bytes, datetime, Any, list[...], dict, Literal[...], "
+_SUPPORTED = ("str, int, float, bool, bytes, datetime, Any, Template, list[...], dict, Literal[...], "
               "an Enum, a TypedDict or a dataclass")
+_DYNAMIC_KINDS = frozenset({"str", "int", "float", "bool", "bytes", "datetime", "any", "literal", "enum"})
 _CONTEXT_NAMES = ("ctx", "context")
 _RENAME = {"interval": "period", "format": "encoding", "key": "keyName", "timestamp": "timestampField",
            "delimiter": "separator", "fields": "columns", "concurrency": "workers", "compression": "codec"}
@@ -97,6 +99,8 @@ def type_info(tp: Any) -> TypeInfo:
         raise Unsupported(f"the union {_name(tp)} is not supported: use one type, Optional[T] or Any")
     if tp in _SCALARS:
         return TypeInfo(_SCALARS[tp], display=_SCALARS[tp])
+    if isinstance(tp, type) and tp.__module__ == "ekdsl.template" and tp.__qualname__ == "Template":
+        return TypeInfo("template", display="a data template")  # known without importing the parser
     origin = typing.get_origin(tp)
     if _is_literal(origin):
         return _literal(tp)
@@ -254,6 +258,17 @@ def _hints(func: Callable[..., Any], col: _Collector) -> Optional[Dict[str, Any]
         return None
 
 
+def _readable(func: Callable[..., Any], col: _Collector) -> Optional[Tuple[inspect.Signature, Dict[str, Any]]]:
+    """The signature and resolved hints of ``func``, or ``None`` with the problem collected."""
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        col.add(f"has no readable signature ({exc})", "decorate a plain 'def' function")
+        return None
+    hints = _hints(func, col)
+    return None if hints is None else (sig, hints)
+
+
 class _NoDoc:
     summary = ""
     returns = ""
@@ -291,22 +306,19 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
         col.add(f"is a class ({func.__name__}); ekdsl symbols are functions, not SDK-style classes",
                 "rewrite it as a decorated function: see docs/migration.md (official Python SDK to ekdsl)")
         return None
-    try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError) as exc:
-        col.add(f"has no readable signature ({exc})", "decorate a plain 'def' function")
+    readable = _readable(func, col)
+    if readable is None:
         return None
-    hints = _hints(func, col)
-    if hints is None:
-        return None
+    sig, hints = readable
     target = inspect.unwrap(func)
     is_gen = inspect.isgeneratorfunction(target)
     is_agen = inspect.isasyncgenfunction(target)
     is_async = is_agen or inspect.iscoroutinefunction(target)
     doc = _docstring(target) if docs else _NO_DOC
-    shape = _SymbolShape(spec, col, hints, doc, is_gen or is_agen, tuple(sig.parameters))
+    shape = _SymbolShape(spec, col, hints, doc, is_gen or is_agen, tuple(sig.parameters), docs)
     for param in sig.parameters.values():
         shape.add_param(param)
+    shape.add_connection_settings(sig)
     shape.check_kind(sig, is_gen, is_agen)
     if not Kind(spec.kind).spec.arguments:
         for message, fix in key_clashes(shape.params, shape.datasource):
@@ -323,7 +335,7 @@ def build_symbol(func: Callable[..., Any], spec: SymbolSpec, problems: List[Prob
         returns=shape.returns, returns_hint=Text.of(doc.returns),
         is_async=is_async, is_generator=is_gen or is_agen, aggregate=spec.aggregate,
         conf_keys=shape.conf_keys(), example=spec.example or _example(spec.kind, name, shape.params),
-        require_ack=spec.require_ack,
+        require_ack=spec.require_ack, connections=tuple(shape.connections),
     )
 
 
@@ -338,8 +350,9 @@ class _SymbolShape:
     """Sorts a callable's parameters into properties and special roles."""
 
     def __init__(self, spec: SymbolSpec, col: _Collector, hints: Dict[str, Any], doc: Any, gen: bool,
-                 names: Tuple[str, ...] = ()):
-        self.spec, self.col, self.hints, self.doc, self.gen = spec, col, hints, doc, gen
+                 names: Tuple[str, ...] = (), docs: bool = True):
+        self.spec, self.col, self.hints, self.doc, self.gen, self.docs = spec, col, hints, doc, gen, docs
+        self.connections: List[ConnectionUse] = []
         self.names = names  # every parameter's name
         markers = (_param_marker(hints.get(n)) for n in names)
         # every key a parameter may take, lower-cased: the names, and each Param(name=...)
@@ -367,6 +380,10 @@ class _SymbolShape:
         if param.kind is param.VAR_KEYWORD:
             self.col.add(f"has '**{param.name}', which eKuiper cannot fill",
                          "declare each property or argument as its own parameter")
+            return
+        factory = connection_marker(self.hints.get(param.name))
+        if factory is not None:
+            self._use_connection(param, factory)
             return
         if self._is_context(param):
             self.context_param = param.name
@@ -428,20 +445,13 @@ class _SymbolShape:
                          "remove the default (or make it '' or None) and set the value where eKuiper keeps "
                          "settings: see docs/howto.md#secrets")
             return None
+        dynamic = bool(marker and marker.dynamic)
+        if dynamic and not self._dynamic_ok(param.name, t):
+            return None
         if default is not MISSING:
             if default is None and not t.optional and t.kind != "any":
                 t = t._replace(optional=True)
-            try:
-                _types.coerce(default, t, symbol=self.col.name, name=param.name)
-            except ConfigError as exc:
-                self.col.add(f"parameter '{param.name}' has default {default!r}, which is not {t.describe()}",
-                             "change the default or the annotation so they agree")
-                del exc
-                return None
-            if isinstance(default, str) and t.kind in _NOT_TEXT:
-                self.col.add(f"parameter '{param.name}' has default {default!r}, a str where {t.kind} is declared "
-                             "(it would reach your code as a str)",
-                             f"write it as a {t.kind}: '{param.name}: {t.kind} = {_typed_example(t.kind, default)}'")
+            if not self._default_ok(param.name, default, t, dynamic):
                 return None
         pname = marker.name if marker and marker.name else param.name
         if not NAME_RE.fullmatch(pname):
@@ -454,13 +464,87 @@ class _SymbolShape:
             name=pname, key=param.name if pname != param.name else "", type=t, default=default,
             hint=hint or Text.of(self.doc.params.get(param.name, "")),
             label=Text.of(marker.label) if marker and marker.label else Text(pname, pname),
-            variadic=variadic,
+            variadic=variadic, dynamic=dynamic,
         )
 
     def _datasource_clash(self, pname: str) -> bool:
         """Whether ``pname`` is the key of a source's DATASOURCE parameter (reported as a clash, naming both)."""
         return (pname.lower() == "datasource" and "datasource" in self.names
                 and Role.DATASOURCE in Kind(self.spec.kind).spec.roles)
+
+    def _default_ok(self, name: str, default: Any, t: TypeInfo, dynamic: bool) -> bool:
+        if dynamic and isinstance(default, str) and "{{" in default:  # a template evaluated per row
+            from .template import Template  # only a dynamic property loads the parser
+
+            try:
+                Template(default)
+            except TemplateError as exc:
+                self.col.add(f"parameter '{name}' has a default template that ekdsl refuses: {exc}",
+                             "fix the default")
+                return False
+            return True
+        try:
+            _types.coerce(default, t, symbol=self.col.name, name=name)
+        except ConfigError:
+            self.col.add(f"parameter '{name}' has default {default!r}, which is not {t.describe()}",
+                         "change the default or the annotation so they agree")
+            return False
+        if isinstance(default, str) and t.kind in _NOT_TEXT:
+            self.col.add(f"parameter '{name}' has default {default!r}, a str where {t.kind} is declared "
+                         "(it would reach your code as a str)",
+                         f"write it as a {t.kind}: '{name}: {t.kind} = {_typed_example(t.kind, default)}'")
+            return False
+        return True
+
+    def _dynamic_ok(self, name: str, t: TypeInfo) -> bool:
+        """A dynamic property: a sink's, evaluated per row and passed per call, of a type text converts to."""
+        problem: Optional[Tuple[str, str]] = None
+        if self.spec.kind != Kind.SINK:
+            problem = ("is declared dynamic, but only a sink's properties are evaluated per row (eKuiper renders "
+                       "templates in rule actions)", "annotate it Template and call .render(data) with what your "
+                       "code has")
+        elif self.gen:
+            problem = ("is declared dynamic, but a generator sink receives its properties once, at setup",
+                       "write the sink as a plain function (a @connection keeps what setup opened)")
+        elif t.kind not in _DYNAMIC_KINDS:
+            problem = (f"is declared dynamic, but a template gives text, which cannot become {t.describe()}",
+                       "declare a str, number, bool, datetime, Literal or Enum")
+        if problem is not None:
+            self.col.add(f"parameter '{name}' {problem[0]}", problem[1])
+        return problem is None
+
+    def _use_connection(self, param: inspect.Parameter, factory: Callable[..., Any]) -> None:
+        kind = Kind(self.spec.kind)
+        name = getattr(factory, "__name__", "?")
+        if kind.spec.arguments:
+            self.col.add(f"parameter '{param.name}' asks for connection {name!r}, but a function's parameters are "
+                         "SQL arguments, with no properties to take its settings from",
+                         "open the client at module level, or do the work in a source or sink")
+        elif param.default is not param.empty or param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY):
+            self.col.add(f"parameter '{param.name}' receives connection {name!r}, so it can have no default and "
+                         "must be passable by name", f"declare it as '{param.name}: Annotated[Client, {name}]'")
+        elif any(u.connection.func is factory for u in self.connections):
+            self.col.add(f"asks for connection {name!r} twice", "keep one parameter: both would get the same client")
+        else:
+            model = build_connection(factory, kind, self.col.problems, self.docs)
+            if model is not None:
+                self.connections.append(ConnectionUse(param.name, model))
+
+    def add_connection_settings(self, sig: inspect.Signature) -> None:
+        """The settings of the connections used become properties, after the symbol's own; each name once."""
+        taken = {p.name.lower(): f"property '{p.name}'" for p in self.params}
+        python_names = set(sig.parameters)
+        for use in self.connections:
+            for fm in use.connection.params:
+                other = taken.get(fm.name.lower()) or (f"parameter '{fm.pyname}'" if fm.pyname in python_names
+                                                       else None)
+                if other is not None:
+                    self.col.add(f"connection {use.connection.name!r} has setting '{fm.name}', the name of {other}",
+                                 "rename the parameter (Param(name=...) renames only the key eKuiper sees)")
+                    continue
+                taken[fm.name.lower()] = f"connection {use.connection.name!r}'s setting '{fm.name}'"
+                python_names.add(fm.pyname)
+                self.params.append(fm)
 
     def _check_reserved(self, pname: str, pyname: str) -> None:
         hit = _reserved.reserved_property(self.spec.kind, pname)
@@ -527,6 +611,9 @@ class _SymbolShape:
                 continue
             section: Dict[str, Any] = {}
             for prop, value in values.items():
+                if prop == "connectionSelector" and self.connections and isinstance(value, str):
+                    section[prop] = value  # eKuiper takes a named connection's props as the settings
+                    continue
                 fm = by_lower.get(str(prop).lower())
                 if fm is None:
                     self.col.add(f"confKey '{key}' sets unknown property '{prop}'",

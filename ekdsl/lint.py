@@ -190,9 +190,10 @@ def _lint_builtins(meta: Dict[str, Any], report: Report) -> None:
 
 
 def _lint_reserved(kind: Kind, path: str, names: List[Any], report: Report) -> None:
-    """Property names eKuiper takes over (``ekdsl.reserved``)."""
+    """Property names eKuiper takes over (``ekdsl.reserved``). ``connectionSelector`` spelt so is listed to be taken
+    over: a plugin with shared connections names it so that eKuiper merges a named connection's props."""
     for name in names:
-        hit = reserved_property(kind, name) if isinstance(name, str) else None
+        hit = reserved_property(kind, name) if isinstance(name, str) and name != "connectionSelector" else None
         if hit is not None:
             report.warn(f"{path}: property '{name}' has a name eKuiper reserves ({hit.go}): {hit.effect}; "
                         "rename the property")

@@ -29,7 +29,7 @@ __all__ = [
 
 EXECUTABLE = "main.py"
 _ZERO = {"str": "", "int": 0, "float": 0.0, "bool": False, "bytes": "", "datetime": "", "any": "",
-         "list": [], "dict": {}, "object": {}}
+         "list": [], "dict": {}, "object": {}, "template": ""}
 
 
 def dump_json(data: Any) -> str:
@@ -110,11 +110,24 @@ def field_json(f: FieldModel, override: Any = MISSING, role: str = "property") -
     return out
 
 
+def _selector(sym: SymbolModel) -> List[Dict[str, Any]]:
+    """For a symbol with shared connections: eKuiper's ``connectionSelector``, which takes a named connection's
+    props as the settings. Listed in a source's json, it also keeps its case in the yaml (eKuiper lower-cases the
+    keys the json does not name, and then does not see it)."""
+    if not sym.connections:
+        return []
+    typ = f" with typ '{sym.name}'" if sym.kind == Kind.SINK else ""
+    hint = Text(f"The id of a connection created with POST /connections{typ}: its props are taken as the settings "
+                f"of this {sym.kind}'s connections")
+    return [{"name": "connectionSelector", "default": "", "optional": True, "control": "text", "type": "string",
+             "hint": hint.to_json(), "label": Text("Connection", "Connection").to_json()}]
+
+
 def source_json(model: PluginModel, sym: SymbolModel) -> Dict[str, Any]:
     """``sources/<s>.json``, ``properties`` as the map eKuiper needs to read the yaml."""
-    props: Dict[str, List[Dict[str, Any]]] = {"default": [field_json(p) for p in sym.params]}
+    props: Dict[str, List[Dict[str, Any]]] = {"default": [field_json(p) for p in sym.params] + _selector(sym)}
     for key, values in sym.conf_keys:
-        props[key] = [field_json(p, values.get(p.name, MISSING)) for p in sym.params]
+        props[key] = [field_json(p, values.get(p.name, MISSING)) for p in sym.params] + _selector(sym)
     out: Dict[str, Any] = {"about": _about(model, sym), "libs": []}
     if sym.datasource is not None:
         ds = sym.datasource
@@ -143,7 +156,7 @@ def sink_json(model: PluginModel, sym: SymbolModel) -> Dict[str, Any]:
     return {
         "about": _about(model, sym),
         "libs": [],
-        "properties": [field_json(p) for p in sym.params],
+        "properties": [field_json(p) for p in sym.params] + _selector(sym),
         "node": _node(sym, Kind.SINK),
     }
 

@@ -16,6 +16,8 @@ from .kinds import Kind
 
 __all__ = [
     "MISSING",
+    "ConnectionModel",
+    "ConnectionUse",
     "FieldModel",
     "PluginModel",
     "SymbolModel",
@@ -104,6 +106,7 @@ class FieldModel(NamedTuple):
     label: Text = _NO_TEXT
     variadic: bool = False
     key: str = ""  # the Python parameter name, when ``name`` was overridden
+    dynamic: bool = False  # a data template evaluated per row (sink properties)
 
     @property
     def required(self) -> bool:
@@ -112,6 +115,26 @@ class FieldModel(NamedTuple):
     @property
     def pyname(self) -> str:
         return self.key or self.name
+
+
+class ConnectionModel(NamedTuple):
+    """A shared connection's factory: its settings are properties of every symbol that uses it."""
+
+    name: str
+    func: Callable[..., Any]
+    params: Tuple[FieldModel, ...]
+    is_generator: bool = True
+    open_timeout: float = 10.0
+    file: str = ""
+    line: int = 0
+    description: Text = _NO_TEXT
+
+
+class ConnectionUse(NamedTuple):
+    """A symbol's parameter that receives the client of ``connection``."""
+
+    param: str
+    connection: ConnectionModel
 
 
 class SymbolModel(NamedTuple):
@@ -139,6 +162,12 @@ class SymbolModel(NamedTuple):
     label: Text = _NO_TEXT
     require_ack: bool = False
     context_at: Optional[int] = None  # the context parameter's position, if it can be passed by position
+    connections: Tuple[ConnectionUse, ...] = ()  # shared connections; their settings are in ``params`` too
+
+    @property
+    def dynamic(self) -> Tuple[FieldModel, ...]:
+        """The properties evaluated per row (``Param(dynamic=True)``)."""
+        return tuple(p for p in self.params if p.dynamic)
 
     @property
     def arity(self) -> tuple[int, Optional[int]]:

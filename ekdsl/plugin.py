@@ -84,6 +84,11 @@ class Plugin:
         """Register a SQL function; same options as :func:`ekdsl.function`."""
         return self._register(decorators.function(func, **options))
 
+    def connection(self, func: Any = None, /, **options: Any) -> Any:
+        """Declare a shared connection; same options as :func:`ekdsl.connection`. Symbols use it by annotation,
+        so it needs no registration: this is the same decorator, for symmetry with the others."""
+        return decorators.connection(func, **options)
+
     def add(self, *funcs: Callable[..., Any]) -> Plugin:
         """Register callables already marked with ``@source``, ``@sink`` or ``@function``."""
         for func in funcs:

@@ -49,6 +49,7 @@ __all__ = [
     "go_json",
     "parse_func_meta",
     "require_ack",
+    "send_single",
     "setting",
     "sink_payload",
     "socket_dir",
@@ -325,6 +326,12 @@ def require_ack(config: Mapping[str, Any]) -> bool:
     matches it (:func:`setting`; ``runtime/sink.go Provision``). Only a JSON ``true`` counts: eKuiper refuses a
     rule whose ``requireAck`` is not a bool."""
     return setting(config, "requireAck")[1] is True
+
+
+def send_single(config: Mapping[str, Any]) -> bool:
+    """Whether the host sends one row per message: ``sendSingle`` is true (``internal/topo/node/props.go``),
+    matched as :func:`require_ack` matches its key."""
+    return setting(config, "sendSingle")[1] is True
 
 
 def sink_payload(value: Any) -> bytes:

@@ -19,6 +19,7 @@ Python                    eKuiper ``type``  ``control``  notes
 ``dict`` / ``Mapping``    ``object``       ``textarea``
 TypedDict / dataclass     ``object``       ``list``    default = its field list
 ``Literal[...]``/Enum     of the values    ``select``  ``values`` lists them
+``Template``              ``string``       ``text``    a data template, parsed
 ========================  ===============  ==========  =========================
 
 Function arguments always use the ``field`` control.
@@ -34,7 +35,7 @@ import math
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
-from .errors import ConfigError
+from .errors import ConfigError, TemplateError
 from .model import MISSING, TypeInfo
 
 __all__ = ["HIDDEN", "coerce", "control_of", "ekuiper_type", "parse_datetime", "plain", "values_of"]
@@ -49,6 +50,7 @@ _SCALAR_TYPES = {
     "any": "any",
     "dict": "object",
     "object": "object",
+    "template": "string",
 }
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _INT_RE = re.compile(r"[+-]?\d+")  # both matched whole
@@ -336,6 +338,19 @@ def _c_row(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
     raise _Mismatch(path, t, value)
 
 
+def _c_template(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
+    from .template import Template  # only a Template property loads the parser
+
+    if isinstance(value, Template):
+        return value
+    if isinstance(value, str):
+        try:
+            return Template(value)
+        except TemplateError as exc:
+            raise _Mismatch(path, t, value, exc.reason) from None
+    raise _Mismatch(path, t, value)
+
+
 _HANDLERS = {
     "any": _c_any,
     "str": _c_str,
@@ -350,4 +365,5 @@ _HANDLERS = {
     "literal": _c_literal,
     "enum": _c_enum,
     "row": _c_row,
+    "template": _c_template,
 }

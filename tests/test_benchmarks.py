@@ -85,6 +85,17 @@ def test_state_benchmark_run(tmp_path):
     assert all(f["rows_per_s"] > 0 for f in figures["source"].values())
 
 
+def test_dynamic_benchmark_run(tmp_path):
+    """A quick run of benchmarks/dynamic.py: every case's CPU per row is there."""
+    out = tmp_path / "dynamic.json"
+    proc = subprocess.run([sys.executable, "benchmarks/dynamic.py", "--quick", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert {"plain", "shared connection", "dynamic per event", "dynamic per row (2 templates)"} <= set(figures)
+    assert all(v > 0 for v in figures.values())
+
+
 def test_ray_replicas_benchmark_takes_its_arguments():
     """Its run needs Ray (tests/test_ray_serve.py runs it with -m ray); here it explains itself."""
     proc = subprocess.run([sys.executable, "benchmarks/ray_replicas.py", "--help"], cwd=ROOT, capture_output=True,

@@ -155,3 +155,18 @@ def test_serve_mode_rest_api():
             proc.wait(10)
         finally:
             proc.kill()
+
+
+def test_sink_mode_with_a_named_connection_and_a_dynamic_property(tmp_path):
+    shared = ROOT / "tests" / "plugins" / "shared.py"
+    rows = '{"t": "a"}\n{"t": "b"}\n'
+    proc = dev(shared, "sink", "keep", "--connection", f'db1={{"path": "{tmp_path}"}}', "--conf",
+               "connectionSelector=db1", "--conf", "table={{.t}}", "--send-single", "--require-ack", stdin=rows)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sink keep: 2 rows in 2 messages, 2 acks ok, 0 ack errors" in proc.stdout
+    assert [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()] == [{"t": "a"}]
+    assert (tmp_path / "opened.log").read_text().count("\n") == 1
+    proc = dev(shared, "sink", "keep", "--conf", f"path={tmp_path}", "--conf", "table={{.t}}", stdin=rows)
+    assert proc.returncode == 1
+    assert "message 1: dropped by eKuiper before the sink: fail to calculate props {{.t}}" in proc.stdout
+    assert dev(shared, "sink", "keep", "--connection", "db1", stdin=rows).returncode == 2

@@ -7,6 +7,7 @@ from .host import FunctionHandle, Host, SinkHandle, SourceHandle, source_config
 from .inprocess import InProcess
 from .planner import RateLimitedSource, RuleError
 from .process import LAUNCH_ARG, PluginProcess
+from .transform import MessageDropped
 
 __all__ = [
     "LAUNCH_ARG",
@@ -17,6 +18,7 @@ __all__ = [
     "Host",
     "HostError",
     "InProcess",
+    "MessageDropped",
     "PluginProcess",
     "RateLimitedSource",
     "RuleError",

@@ -16,6 +16,7 @@ from ..session import is_source_failure
 from ..transport import Timeout
 from .channels import CommandError, HostError
 from .emulator import Emulator
+from .transform import MessageDropped
 
 __all__ = ["add_arguments", "run"]
 
@@ -50,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--conf-key", default="", help="the stream's CONF_KEY")
     s.add_argument("--datasource", default=argparse.SUPPRESS, help="the stream's DATASOURCE")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the rows")
+    s.add_argument("--connection", action="append", default=[], metavar="ID=JSON",
+                   help="a named connection (POST /connections) whose props a confKey's connectionSelector takes")
     k = sub.add_parser("sink", help="feed a sink rows from a JSON Lines file or stdin")
     k.add_argument("symbol")
     k.add_argument("--input", default="-", help="JSON Lines file, one row (or one event array) per line")
@@ -57,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     k.add_argument("--require-ack", action="store_true", help="set requireAck and show each ack")
     k.add_argument("--send-single", action="store_true", help="send each row on its own (sendSingle)")
     k.add_argument("--batch", type=int, default=0, help="group N rows per message (batchSize)")
+    k.add_argument("--connection", action="append", default=[], metavar="ID=JSON",
+                   help="a named connection (POST /connections) of the sink's type, for --conf connectionSelector=ID")
     f = sub.add_parser("function", help="call a function with arguments (JSON, or text)")
     f.add_argument("symbol")
     f.add_argument("args", nargs="*")
@@ -90,13 +95,28 @@ class _Out:
         self.stream.flush()
 
 
+def parse_connections(items: Iterable[str]) -> Dict[str, Dict[str, Any]]:
+    """``--connection ID=JSON`` options: id → props."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        props = _value(value) if sep else None
+        if not key.strip() or not isinstance(props, dict):
+            raise UsageError(f"--connection expects ID=JSON with a JSON object, got {item!r}")
+        out[key.strip()] = props
+    return out
+
+
 def run(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     out = _Out(stream)
     mode = args.mode or "tour"
     conf = parse_conf(getattr(args, "conf", []))
+    connections = parse_connections(getattr(args, "connection", []))
     echo = (lambda line: out(f"  | {line}")) if args.verbose else None
     emu = Emulator(args.target, python=args.python, socket_dir=args.socket_dir, init_timeout=args.init_timeout,
                    state=args.state, progress=out, install_echo=echo)
+    for cid, props in connections.items():
+        emu.create_connection(cid, args.symbol, props)
     try:
         emu.start()
         proc = emu.host.process
@@ -194,8 +214,13 @@ def _feed(emu: Emulator, symbol: str, rows: List[Any], conf: Dict[str, Any], out
     sent = ok = failed = 0
     try:
         for payload in encode_sink_messages(rows, send_single, batch):
-            ack = snk.send(payload)
             sent += 1
+            try:
+                ack = snk.send(payload)
+            except MessageDropped as exc:
+                failed += 1
+                out(f"  message {sent}: dropped by eKuiper before the sink: {exc}")
+                continue
             if snk.require_ack:
                 if ack is None:
                     ok += 1

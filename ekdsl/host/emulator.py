@@ -20,6 +20,7 @@ from .batching import BatchedSink, batched
 from .host import INIT_TIMEOUT, FunctionHandle, Handle, Host, SinkHandle, SourceHandle
 from .install import Installed, install, source_props, stream_config
 from .planner import RateLimitedSource, plan_sink, plan_source
+from .transform import sink_templates
 
 __all__ = ["Emulator", "is_package"]
 
@@ -93,6 +94,7 @@ class Emulator:
                          python=python, socket_dir=self.socket_dir, init_timeout=init_timeout,
                          env=self._plugin_env(state))
         self._stores = Stores(self.state_location)
+        self.connections: Dict[str, Dict[str, Any]] = {}  # eKuiper's named connections: id → {"typ", "props"}
 
     def _state_location(self, state: Union[str, os.PathLike[str], None]) -> Location:
         if state is not None:
@@ -178,8 +180,41 @@ class Emulator:
 
     def _source_props(self, symbol: str, conf_key: str, extra: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
         before = len(self.installed.findings)  # reading the yaml may find something to report
-        props = source_props(self.installed, symbol, conf_key, dict(extra or {}))
-        self.findings.extend(self.installed.findings[before:])
+        named = {cid: c["props"] for cid, c in self.connections.items()}
+        props = source_props(self.installed, symbol, conf_key, dict(extra or {}), named)
+        for text in self.installed.findings[before:]:
+            self._finding(text)
+        return props
+
+    # ---- eKuiper's named connections (POST /connections)
+
+    def create_connection(self, id: str, typ: str, props: Mapping[str, Any]) -> None:
+        """What ``POST /connections {"id", "typ", "props"}`` does for a plugin: a source whose confKey sets
+        ``connectionSelector: <id>`` gets ``props`` over its yaml's; a sink named ``typ`` whose rule action sets it
+        gets them over the action's own."""
+        if id in self.connections:
+            raise PackagingError(f"connection {id} already been created")
+        self.connections[id] = {"typ": typ, "props": dict(props)}
+
+    def drop_connection(self, id: str) -> None:
+        """``DELETE /connections/<id>``: rules started later no longer get its props."""
+        self.connections.pop(id, None)
+
+    def sink_config(self, symbol: str, config: Mapping[str, Any]) -> Dict[str, Any]:
+        """The props a rule action gives a sink: its own, with a named connection's over them
+        (``internal/topo/node/conf/conn.go OverwriteByConnectionConf``: the connection's ``typ`` must be the
+        sink's name)."""
+        props = dict(config)
+        selector = props.get("connectionSelector")
+        if isinstance(selector, str):
+            conn = self.connections.get(selector)
+            if conn is not None and conn["typ"] == symbol:
+                props.update(conn["props"])
+            else:
+                what = f"is of typ '{conn['typ']}'" if conn is not None else "does not exist"
+                self._finding(f"sink '{symbol}': connectionSelector '{selector}' {what}: eKuiper merges only a "
+                              f"connection of typ '{symbol}' (the action's name) and otherwise goes on silently "
+                              "with the action's own props")
         return props
 
     def start_source(self, symbol: str, conf_key: str = "", datasource: str = "",
@@ -207,10 +242,14 @@ class Emulator:
         ``batchSize`` or ``lingerInterval``, eKuiper's batching is modelled (:class:`~ekdsl.host.batching.
         BatchedSink`), with the corruption of batches that wait for a busy sink."""
         self._known(Kind.SINK, symbol)
-        config = dict(config or {})
-        for text in plan_sink(symbol, config, self._sink_properties(symbol)):
+        props = self.sink_config(symbol, config or {})
+        for text in plan_sink(symbol, props, self._sink_properties(symbol)):
             self._finding(text)
-        return batched(self.host.start_sink(symbol, config, rule=rule, op=op or f"{symbol}_0"), config)
+        for text in sink_templates(props)[1]:
+            self._finding(f"sink '{symbol}': eKuiper renders the template {text!r} for each row or event with Go's "
+                          "text/template and drops what it fails on; the emulator cannot evaluate it, so it "
+                          "delivers every message")
+        return batched(self.host.start_sink(symbol, props, rule=rule, op=op or f"{symbol}_0"), props)
 
     def _sink_properties(self, symbol: str) -> List[str]:
         """The property names the sink's metadata declares (none if it cannot be read)."""
@@ -239,7 +278,10 @@ class Emulator:
                 config: Optional[Mapping[str, Any]] = None) -> Handle:
         """Restart a rule's source or sink; ``late_stop`` sends the old run's stop after the new start, as a
         quick rule restart in eKuiper can (see :meth:`Host.restart`)."""
-        return self.host.restart(_inner(handle), late_stop=late_stop, config=config)
+        inner: Handle = _inner(handle)
+        if config is not None and isinstance(inner, SinkHandle):
+            config = self.sink_config(inner.control.symbol_name, config)
+        return self.host.restart(inner, late_stop=late_stop, config=config)
 
     def restart_plugin(self) -> None:
         """Kill the plugin (SIGKILL) and launch it again, replaying the starts of what runs, as eKuiper's plugin

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..kinds import Kind
-from ..protocol import Control, Meta, aggregate_args, func_context, require_ack, sink_payload
+from ..protocol import Control, Meta, aggregate_args, func_context, require_ack, send_single, sink_payload
+from ..template import Template
 from ..transport import Timeout
 from .channels import CommandError, ControlChannel, FunctionChannel, HostError, SinkChannel, SourceChannel
 from .process import PluginProcess
+from .transform import screen, sink_templates
 
 __all__ = ["ALWAYS_SET_SOURCE_KEYS", "INIT_TIMEOUT", "FunctionHandle", "Host", "SinkHandle", "SourceHandle",
            "source_config"]
@@ -79,11 +81,14 @@ class SinkHandle:
     channel: SinkChannel
     require_ack: bool = False
     acks: List[Optional[str]] = field(default_factory=list)
+    templates: List[Template] = field(default_factory=list)  # properties eKuiper renders per row or event
+    send_single: bool = False
 
     def send(self, payload: Any, ack_timeout: float = 10.0) -> Optional[str]:
         """Push one payload (bytes as they are, any other value as eKuiper's JSON); with requireAck,
-        wait for its ack and return it (``None`` = ok, else the error text)."""
-        self.channel.send(sink_payload(payload))
+        wait for its ack and return it (``None`` = ok, else the error text). A payload on which eKuiper could not
+        render a property's template is dropped as eKuiper does: :class:`~ekdsl.host.transform.MessageDropped`."""
+        self.channel.send(screen(sink_payload(payload), self.templates, self.send_single))
         if not self.require_ack:
             return None
         ack = self.channel.recv_ack(ack_timeout)
@@ -218,7 +223,8 @@ class Host:
                 self._cmd("stop", control)
                 raise HostError(f"can't dial on push socket: {exc}") from exc
             raise
-        handle = SinkHandle(control, channel, require_ack(config))
+        handle = SinkHandle(control, channel, require_ack(config), templates=sink_templates(config)[0],
+                            send_single=send_single(config))
         self._open.append(handle)
         return handle
 

@@ -31,6 +31,7 @@ from ..protocol import (
     sink_payload,
 )
 from ..runtime.binding import bind_config, make_context
+from ..runtime.connections import Connections, InstanceConnections, open_connections
 from ..runtime.function import FunctionHandler
 from ..runtime.logs import instance_logger
 from ..runtime.sink import SinkRunner
@@ -100,7 +101,16 @@ class _Source:
         return [(self.recv(timeout)[0] or {}) for _ in range(n)]
 
     def stop(self) -> bool:
-        return self.runner.stop()
+        return _stop(self.runner)
+
+
+def _stop(runner: Any) -> bool:
+    """Stop a runner; its leases on shared connections go once its code has returned."""
+    finished: bool = runner.stop()
+    links: Optional[InstanceConnections] = runner.ctx.connections
+    if links is not None:
+        links.release_when_done(runner.done)
+    return finished
 
 
 class _Sink:
@@ -125,7 +135,7 @@ class _Sink:
             raise Timeout("no ack within the timeout") from None
 
     def stop(self) -> bool:
-        return self.runner.stop()
+        return _stop(self.runner)
 
 
 class _Function:
@@ -169,6 +179,7 @@ class InProcess:
     def __init__(self, target: Union[Plugin, str], state: Union[str, os.PathLike[str], None] = None) -> None:
         plugin = target if isinstance(target, Plugin) else load_target(target)
         self.model: PluginModel = plugin.model()
+        self.connections = Connections()  # the shared connections' clients, as the plugin process keeps them
         self._running: List[Any] = []
         self._scratch: Optional[str] = None
         self.stores = Stores(parse_location(os.fspath(state), "InProcess(state=...)")) if state is not None \
@@ -191,9 +202,12 @@ class InProcess:
         return sym
 
     def _bind(self, sym: SymbolModel, control: Control) -> Tuple[Dict[str, Any], Any]:
+        """Arguments and context of a start, its shared connections leased (:class:`ConnectionFailed` if one
+        cannot be opened)."""
         log = instance_logger(sym.name, sym.kind, control.meta)
         kwargs, config = bind_config(sym, control, log)
-        return kwargs, make_context(self.model.name, sym, control, config, log, self.stores)
+        links = open_connections(sym, kwargs, self.connections)
+        return kwargs, make_context(self.model.name, sym, control, config, log, self.stores, links)
 
     def source(self, name: str, config: Optional[Mapping[str, Any]] = None, datasource: str = "",
                rule: str = "rule1", op: str = "stream1", buffer: int = 1000) -> _Source:
@@ -243,8 +257,9 @@ class InProcess:
     def close(self) -> None:
         """Stop everything started; remove the private state folder (a ``state=`` given is kept)."""
         for runner in self._running:
-            runner.stop()
+            _stop(runner)
         self._running.clear()
+        self.connections.close_all()
         self.stores.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)

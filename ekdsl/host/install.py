@@ -162,11 +162,24 @@ def _sections(inst: Installed, symbol: str, conf_key: str) -> Dict[str, Any]:
     return sections
 
 
-def source_props(inst: Installed, symbol: str, conf_key: str = "",
-                 extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The yaml's ``default`` section, the confKey's over it, then the stream's EXTRA: the properties
-    before ``GetSourceConf`` writes the stream's own keys over them."""
-    return layered_props(_sections(inst, symbol, conf_key), conf_key, extra)
+def source_props(inst: Installed, symbol: str, conf_key: str = "", extra: Optional[Dict[str, Any]] = None,
+                 connections: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Any]:
+    """The yaml's ``default`` section, the confKey's over it, the props of the named connection its
+    ``connectionSelector`` names (``connections``: id → props), then the stream's EXTRA: the properties before
+    ``GetSourceConf`` writes the stream's own keys over them."""
+    props = layered_props(_sections(inst, symbol, conf_key), conf_key)
+    selector = props.get("connectionSelector")
+    if isinstance(selector, str) and connections is not None:
+        if selector in connections:
+            props.update(connections[selector])
+        else:
+            inst.findings.append(f"source '{symbol}': connectionSelector '{selector}' names no connection (create "
+                                 "it with POST /connections): eKuiper logs a warning and goes on without its props")
+    elif "connectionselector" in props:
+        inst.findings.append(f"source '{symbol}': sources/{symbol}.yaml sets connectionSelector, but eKuiper "
+                             f"lower-cases it (sources/{symbol}.json does not name it) and then does not see it")
+    props.update(extra or {})
+    return props
 
 
 def load_source_config(inst: Installed, symbol: str, conf_key: str = "", datasource: str = "",

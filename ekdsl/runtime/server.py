@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
-from ..errors import EkdslError, ProtocolError, TransportError
+from ..errors import ConnectionFailed, EkdslError, ProtocolError, TransportError
 from ..kinds import KINDS, Kind, kind_of_wire
 from ..model import PluginModel, SymbolModel
 from ..protocol import (
@@ -32,6 +32,7 @@ from ..session import KEEPALIVE
 from ..transport import Socket, open_socket
 from .answer import answer_loop
 from .binding import bind_config, make_context
+from .connections import Connections, InstanceConnections, open_connections
 from .function import FunctionHandler, FunctionService
 from .logs import instance_logger
 from .sink import SinkRunner
@@ -55,6 +56,13 @@ class StartError(EkdslError):
 class _Instance(NamedTuple):
     control: Control
     runner: Runner
+    links: Optional[InstanceConnections] = None  # its leases on shared connections
+
+    def stop(self, wait: float) -> None:
+        """Stop the runner; its leases go once its code has returned."""
+        self.runner.stop(wait=wait)
+        if self.links is not None:
+            self.links.release_when_done(self.runner.done)
 
 
 @functools.cache
@@ -87,6 +95,7 @@ class PluginServer:
         self.clock = clock
         self.instances: Dict[str, _Instance] = {}
         self.functions: Dict[str, FunctionService] = {}
+        self.connections = Connections(self.log)
         self._late_stops: Dict[str, List[Tuple[Control, float]]] = {}  # previous runs' stops still to come
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
@@ -195,20 +204,34 @@ class PluginServer:
                      "after a plugin restart); the running instance goes on")
             return
         kwargs, config = self._bind(sym, ctrl, log)
+        links = self._connect(sym, kwargs)  # before the old run's leases go: a restart keeps its clients open
+        try:
+            with self._lock:
+                old = self.instances.pop(key, None)
+                if old is not None:  # a restart whose stop comes after this start: that stop is the old run's
+                    self._late_stops.setdefault(key, []).append((old.control, self.clock() + RESTART_WINDOW))
+            if old is not None:
+                log.info("started again while running (a rule restart); the previous run's stop will be ignored")
+                old.stop(STOP_GRACE)
+            ctx = make_context(self.name, sym, ctrl, config, log, connections=links)
+            runner: Runner = _runner_class(sym.kind).open(sym, kwargs, ctx, ctrl.meta, config, self.socket_dir,
+                                                               log)
+        except BaseException:
+            if links is not None:
+                links.release()
+            raise
         with self._lock:
-            old = self.instances.pop(key, None)
-            if old is not None:  # a restart whose stop comes after this start: that stop is the old run's
-                self._late_stops.setdefault(key, []).append((old.control, self.clock() + RESTART_WINDOW))
-        if old is not None:
-            log.info("started again while running (a rule restart); the previous run's stop will be ignored")
-            old.runner.stop(wait=STOP_GRACE)
-        ctx = make_context(self.name, sym, ctrl, config, log)
-        runner: Runner = _runner_class(sym.kind).open(sym, kwargs, ctx, ctrl.meta, config, self.socket_dir,
-                                                           log)
-        with self._lock:
-            self.instances[key] = _Instance(ctrl, runner)
+            self.instances[key] = _Instance(ctrl, runner, links)
         runner.start()
         log.info("started")
+
+    def _connect(self, sym: SymbolModel, kwargs: Dict[str, Any]) -> Optional[InstanceConnections]:
+        """Lease the shared connections the symbol uses (opening them on a helper thread, each within its
+        ``open_timeout``); a failure fails this start only."""
+        try:
+            return open_connections(sym, kwargs, self.connections)
+        except ConnectionFailed as exc:
+            raise StartError(f"{sym.kind} '{sym.name}': {exc}") from None
 
     def _keep_running(self, key: str, ctrl: Control) -> bool:
         """A start for an instance that runs with exactly these settings keeps it: eKuiper sends one when a quick
@@ -250,7 +273,7 @@ class PluginServer:
                 self.log.debug("stop of %s: not running", ctrl.key)
                 return
             del self.instances[key]
-        inst.runner.stop(wait=STOP_GRACE)
+        inst.stop(STOP_GRACE)
         inst.runner.ctx.logger.info("stopped")
 
     def _take_late_stop(self, key: str, ctrl: Control) -> bool:
@@ -269,18 +292,19 @@ class PluginServer:
     def stop_all(self, grace: float = STOP_GRACE) -> None:
         """Stop every instance and function at once; return within about ``grace`` seconds."""
         with self._lock:
-            runners = [i.runner for i in self.instances.values()]
+            instances = list(self.instances.values())
             services = list(self.functions.values())
             self.instances.clear()
             self.functions.clear()
             self._late_stops.clear()
-        stoppers = [threading.Thread(target=r.stop, args=(grace,), daemon=True, name="stop") for r in runners]
+        stoppers = [threading.Thread(target=i.runner.stop, args=(grace,), daemon=True, name="stop") for i in instances]
         stoppers += [threading.Thread(target=s.stop, args=(grace,), daemon=True, name="stop") for s in services]
         for t in stoppers:
             t.start()
         deadline = time.monotonic() + grace + 0.5
         for t in stoppers:
             t.join(max(0.0, deadline - time.monotonic()))
+        self.connections.close_all(max(0.0, deadline - time.monotonic()))  # after their users, whatever they do
 
     # ---- the control loop
 

@@ -12,11 +12,22 @@ from ..context import Context, Stopped
 from ..errors import ConfigError
 from ..framing import message_items, sink_rows
 from ..model import SymbolModel, TypeInfo
-from ..protocol import ACK_OK, DIAL_ATTEMPTS, DIAL_INTERVAL, Meta, ack_error, ack_url, data_url, require_ack, setting
+from ..protocol import (
+    ACK_OK,
+    DIAL_ATTEMPTS,
+    DIAL_INTERVAL,
+    Meta,
+    ack_error,
+    ack_url,
+    data_url,
+    require_ack,
+    send_single,
+)
 from ..transport import Closed, Socket, Timeout, open_socket
 from ..types import coerce
 from .batches import BatchCheck, batch_check
 from .failure import describe
+from .peritem import PerItem
 from .resend import ResendRecord
 
 __all__ = ["SinkRunner", "shape_item", "shape_items", "split_items"]
@@ -99,9 +110,10 @@ class SinkRunner:
         self.ack.send_timeout = 1.0
         self.received = 0
         self.failed = 0
-        self._send_single = setting(ctx.config, "sendSingle")[1] is True  # for list[Row]'s event numbers
+        self._send_single = send_single(ctx.config)  # for list[Row]'s event numbers
         self._batches = batch_check(ctx.config, log)  # warns when the rule batches: eKuiper corrupts batches
         self._resend = ResendRecord.for_sink(ctx, log) if require_ack else None  # with enableCache only
+        self._per_item = PerItem.of(sym, kwargs, ctx)  # dynamic properties, shared clients; None without either
         self.done = threading.Event()
         self._gen: Any = None
         self._loop: Any = None  # an asyncio loop, for async sinks only (asyncio loads lazily)
@@ -177,10 +189,13 @@ class SinkRunner:
             errors.append((0, str(exc)))
             self.log.error("message %d does not fit the sink: %s", self.received, exc)
         skip = self._resend.skipped(payload) if self._resend is not None else frozenset()
-        for n, item in enumerate(items, 1):
-            error = "" if n in skip else self._attempt(item)
-            if error:
-                errors.append((n, error))
+        if self._per_item is None:
+            for n, item in enumerate(items, 1):
+                error = "" if n in skip else self._attempt(item)
+                if error:
+                    errors.append((n, error))
+        else:
+            self._attempt_each(payload, items, skip, errors)
         if self._resend is not None:
             self._resend.settle(payload, len(items), {n for n, _ in errors}, skip)
         if errors:
@@ -204,12 +219,24 @@ class SinkRunner:
 
         return checked
 
+    def _attempt_each(self, payload: bytes, items: List[Any], skip: Any, errors: List[Tuple[int, str]]) -> None:
+        """The items of a message, each with its per-call arguments (dynamic properties, shared clients)."""
+        assert self._per_item is not None
+        for n, (item, extra) in enumerate(zip(items, self._per_item.values(payload, len(items))), 1):
+            if n in skip:
+                continue
+            if isinstance(extra, str):  # its dynamic properties could not be evaluated
+                self.log.error("message %d: %s", self.received, extra)
+            error = extra if isinstance(extra, str) else self._attempt(item, extra)
+            if error:
+                errors.append((n, error))
+
     def _fast_delivery(self) -> Optional[Callable[[bytes], None]]:
         """The fast path of :meth:`_deliver` for a plain function whose data parameter takes a whole message
         (``bytes``, ``str``, ``Any``): one call per message, the arguments bound once; ``None`` for the others."""
         sym = self.sym
         kind = sym.data_type.kind if sym.data_type is not None else "any"
-        if sym.is_generator or sym.is_async or kind not in _WHOLE:
+        if sym.is_generator or sym.is_async or kind not in _WHOLE or self._per_item is not None:
             return None
         kwargs = dict(self.kwargs)
         if sym.context_param:
@@ -241,15 +268,16 @@ class SinkRunner:
         kind = self.sym.data_type.kind if self.sym.data_type is not None else "any"
         return "row" if kind not in _WHOLE and kind != "list" else "message"
 
-    def _attempt(self, item: Any) -> str:
-        """Convert and deliver one item; return the error text ('' when it succeeded). Raises only Stopped."""
+    def _attempt(self, item: Any, extra: Optional[Dict[str, Any]] = None) -> str:
+        """Convert and deliver one item (``extra``: its per-call arguments); return the error text ('' when it
+        succeeded). Raises only Stopped."""
         try:
             item = shape_item(item, self.sym.data_type, self.sym.name)
         except ConfigError as exc:
             self.log.error("message %d: a %s does not fit the sink: %s", self.received, self._unit, exc)
             return str(exc)
         try:
-            self._call(item)
+            self._call(item, extra)
             return ""
         except BaseException as exc:  # user code may raise anything, SystemExit included: the sink goes on
             return self._failure(exc)
@@ -273,7 +301,7 @@ class SinkRunner:
             return self._loop.run_until_complete(value)
         return value
 
-    def _call(self, item: Any) -> None:
+    def _call(self, item: Any, extra: Optional[Dict[str, Any]] = None) -> None:
         if self.sym.is_generator:
             if self._gen is None:
                 self._open_generator(raise_errors=True)
@@ -293,12 +321,16 @@ class SinkRunner:
         kwargs[self.sym.data_param or "data"] = item
         if self.sym.context_param:
             kwargs[self.sym.context_param] = self.ctx
+        if extra:
+            kwargs.update(extra)
         self._await(self.sym.func(**kwargs))
 
     def _open_generator(self, raise_errors: bool = False) -> None:
         kwargs = dict(self.kwargs)
         if self.sym.context_param:
             kwargs[self.sym.context_param] = self.ctx
+        if self._per_item is not None:
+            kwargs.update(self._per_item.clients())
         try:
             gen = self.sym.func(**kwargs)
             self._await(gen.asend(None) if self.sym.is_async else gen.send(None))

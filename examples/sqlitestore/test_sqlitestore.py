@@ -67,3 +67,31 @@ def test_a_resent_message_is_stored_once(ekuiper, tmp_path):
     assert snk.send(window) is None  # eKuiper's resend
     assert stored(db, "meters") == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert emu.findings == []
+
+
+def test_rules_writing_to_one_file_share_one_connection(ekdsl_symbols, tmp_path):
+    db = tmp_path / "r.db"
+    symbols = ekdsl_symbols(PLUGIN)
+    sinks = [symbols.sink("sqlite_store", {"path": str(db), "requireAck": True}, rule=f"rule{i}") for i in range(5)]
+    sinks.append(symbols.sink("sqlite_rows", {"path": str(db), "requireAck": True}, rule="rule5"))
+    assert symbols.connections.open_connections() == [("database", {"path": str(db), "timeout": 5.0}, 6)]
+    for i, snk in enumerate(sinks):
+        assert snk.send([{"n": i}]) is None
+    for snk in sinks:
+        snk.stop()
+    assert symbols.connections.open_connections() == []  # closed with the last rule
+    assert sorted(r["n"] for r in stored(db)) == [0, 1, 2, 3, 4, 5]
+
+
+def test_the_table_is_named_per_row_or_per_event(ekdsl_symbols, tmp_path):
+    db = tmp_path / "r.db"
+    symbols = ekdsl_symbols(PLUGIN)
+    rows = symbols.sink("sqlite_rows", {"path": str(db), "table": "{{.kind}}", "sendSingle": True,
+                                        "requireAck": True})
+    assert rows.send({"kind": "power", "kwh": 1}) is None
+    assert rows.send({"kind": "water", "m3": 2}) is None
+    events = symbols.sink("sqlite_store", {"path": str(db), "table": '{{index . 0 "kind"}}', "requireAck": True})
+    assert events.send([{"kind": "power", "kwh": 3}, {"kind": "power", "kwh": 4}]) is None
+    ack = rows.send({"kwh": 5})  # no kind: that row fails, and says why
+    assert ack is not None and "the row has no field 'kind'" in ack
+    assert [r["kwh"] for r in stored(db, "power")] == [1, 3, 4] and stored(db, "water") == [{"kind": "water", "m3": 2}]

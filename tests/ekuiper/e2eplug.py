@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator, Optional
+import threading
+from typing import Annotated, Any, Dict, Iterator, Optional
 
-from ekdsl import Context, Plugin
+from ekdsl import Context, Param, Plugin, connection
 
 NAME = "e2eplug"
 VERSION = "1.0.0"
@@ -52,6 +53,42 @@ def raw(data: Any, path: str, fail_on: int = -1) -> None:
 def rows(data: dict, path: str) -> None:
     """Append each row to ``path``."""
     _append(path, data)
+
+
+class Folder:
+    """A shared client: appends rows to ``<path>/<table>.jsonl``, one writer at a time."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.lock = path, threading.Lock()
+
+    def write(self, table: str, row: Any) -> None:
+        with self.lock:
+            _append(os.path.join(self.path, f"{table}.jsonl"), row)
+
+
+@connection
+def folder(path: str) -> Iterator[Folder]:
+    """Logs its pid to ``<path>/opened.log`` when it opens and to ``closed.log`` when it closes."""
+    _append(os.path.join(path, "opened.log"), os.getpid())
+    yield Folder(path)
+    _append(os.path.join(path, "closed.log"), os.getpid())
+
+
+@plugin.sink(name=NAME + "keep")
+def keep(row: Dict[str, Any], db: Annotated[Folder, folder],
+         table: Annotated[str, Param(dynamic=True)] = "rows") -> None:
+    """Append each row to the table (a file) its template names, through the shared folder client."""
+    db.write(table, row)
+
+
+@plugin.source(name=NAME + "follow", conf_keys={"pooled": {"connectionSelector": NAME + "db"}})
+def follow(ctx: Context, db: Annotated[Folder, folder]) -> Iterator[dict]:
+    """Rows naming the folder its client writes to, and the pid of the process that holds it."""
+    n = 0
+    while True:
+        yield {"n": n, "path": db.path, "pid": os.getpid()}
+        n += 1
+        ctx.sleep(0.1)
 
 
 @plugin.function(name=NAME + "scale")
