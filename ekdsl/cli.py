@@ -55,6 +55,7 @@ def _export(args: argparse.Namespace) -> int:
                     bundle=bundle, executable=executable)
     counts = ", ".join(f"{len(model.of_kind(k))} {k}s" for k in Kind)
     print(f"exported plugin '{model.name}' {model.version} ({counts}) to {result.directory}")
+    _print_notes(model)
     for wheel in wheels:
         where = "any platform" if wheel.pure else f"{wheel.tags} only"
         print(f"carries {wheel.dist} {wheel.version} ({len(wheel.files)} files) for {where}")
@@ -91,6 +92,7 @@ def _export_layout(model: PluginModel, args: argparse.Namespace, wheels: Any, bu
     print(f"laid out plugin '{model.name}' {model.version} ({counts}) in {done.root} for eKuiper to load at boot:")
     for path in done.written:
         print(f"  {path}")
+    _print_notes(model)
     for path in done.removed:
         print(f"  removed {path} (a symbol the plugin no longer has)")
     _print_requirements(model, bundle)
@@ -102,6 +104,13 @@ def _export_layout(model: PluginModel, args: argparse.Namespace, wheels: Any, bu
     for change in done.init_changes:
         print(f"etc/init.json: {change}")
     return 0
+
+
+def _print_notes(model: PluginModel) -> None:
+    from .notes import definition_notes
+
+    for note in definition_notes(model):
+        print(f"note: {note}")
 
 
 def _bundle(model: PluginModel, args: argparse.Namespace) -> Optional[Bundle]:

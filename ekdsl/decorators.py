@@ -13,13 +13,14 @@ from .errors import DefinitionError, Problem
 from .kinds import Kind
 from .model import Text
 
-__all__ = ["CONNECTION_ATTR", "SPEC_ATTR", "ConnectionSpec", "Param", "SymbolSpec", "connection", "function",
-           "get_connection_spec", "get_spec", "sink", "source"]
+__all__ = ["CONNECTION_ATTR", "CONSTRAINT_KEYWORDS", "SPEC_ATTR", "ConnectionSpec", "Param", "SymbolSpec", "connection",
+           "function", "get_connection_spec", "get_spec", "sink", "source"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 TextLike = Union[str, Mapping[str, str], None]
 SPEC_ATTR = "__ekdsl_spec__"
 CONNECTION_ATTR = "__ekdsl_connection__"
+CONSTRAINT_KEYWORDS = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern")
 
 
 class Param(NamedTuple):
@@ -30,12 +31,31 @@ class Param(NamedTuple):
     sees (for example a camelCase key for a snake_case parameter). ``dynamic=True``
     (sink properties) makes the value a data template, such as ``"{{.table}}"``,
     evaluated for each row: the sink receives the result.
+    ``gt``, ``ge``, ``lt``, ``le``, ``multiple_of`` (numbers), ``min_length``,
+    ``max_length`` (str, bytes, lists, dicts) and ``pattern`` (str, searched)
+    constrain the value, checked when a rule starts and at each call
+    (:mod:`ekdsl.constraints`). ``secret=True`` keeps the value out of every log
+    line, error and ``dev`` output, and out of the generated files.
     """
 
     hint: TextLike = None
     label: TextLike = None
     name: Optional[str] = None
     dynamic: bool = False
+    gt: Any = None
+    ge: Any = None
+    lt: Any = None
+    le: Any = None
+    multiple_of: Any = None
+    min_length: Optional[int] = None
+    max_length: Optional[int] = None
+    pattern: Optional[str] = None
+    secret: bool = False
+
+    @property
+    def constrains(self) -> bool:
+        """Whether a constraint keyword is given."""
+        return any(getattr(self, k) is not None for k in CONSTRAINT_KEYWORDS)
 
 
 class SymbolSpec(NamedTuple):

@@ -90,7 +90,8 @@ def _is_union(tp: Any) -> bool:
 def type_info(tp: Any) -> TypeInfo:
     """Reduce a resolved annotation to a :class:`TypeInfo`; raise :class:`Unsupported`."""
     if _is_annotated(tp):
-        tp = typing.get_args(tp)[0]
+        base, *metadata = typing.get_args(tp)
+        return _annotated(type_info(base), tuple(metadata))
     if _is_union(tp):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) != len(typing.get_args(tp)) and len(args) == 1:
@@ -115,6 +116,21 @@ def type_info(tp: Any) -> TypeInfo:
         item = type_info(kv[1]) if len(kv) == 2 else None
         return TypeInfo("dict", item=item, display="object" if item is None else f"object of {item.describe()}")
     raise Unsupported(f"the annotation {_name(tp)} is not supported: use {_SUPPORTED}")
+
+
+def _annotated(t: TypeInfo, metadata: Tuple[Any, ...]) -> TypeInfo:
+    """``t`` with what ``Annotated``'s metadata adds: constraints (:mod:`ekdsl.constraints`) and ``secret``."""
+    if any(isinstance(m, Param) and m.secret for m in metadata):
+        t = t._replace(secret=True)
+    if all(isinstance(m, Param) and not m.constrains for m in metadata):
+        return t  # the usual case, decided without loading the constraints module
+    from .constraints import Unfit, constraints_of
+
+    try:
+        cons = constraints_of(metadata, t.kind)
+    except Unfit as exc:
+        raise Unsupported(str(exc)) from None
+    return t._replace(constraints=cons) if cons else t
 
 
 _ROWS = TypeInfo("list", item=TypeInfo("row", pytype=Row, display="Row"), display="list of Row")
@@ -423,6 +439,12 @@ class _SymbolShape:
         marker = _param_marker(self.hints.get(param.name))
         default = MISSING if param.default is inspect.Parameter.empty else param.default
         variadic = param.kind is param.VAR_POSITIONAL
+        if t.secret and default not in (MISSING, None, ""):
+            self.col.add(f"parameter '{param.name}' is secret but has a default, which export would write into the "
+                         "metadata and yaml that eKuiper serves to anyone who asks",
+                         "remove the default (or make it '' or None) and set the value where eKuiper keeps "
+                         "settings: see docs/howto.md#secrets")
+            return None
         dynamic = bool(marker and marker.dynamic)
         if dynamic and not self._dynamic_ok(param.name, t):
             return None
@@ -596,6 +618,10 @@ class _SymbolShape:
                 if fm is None:
                     self.col.add(f"confKey '{key}' sets unknown property '{prop}'",
                                  f"use one of: {', '.join(p.name for p in self.params) or '(none)'}")
+                    continue
+                if fm.type.secret:
+                    self.col.add(f"confKey '{key}' sets the secret property '{fm.name}', which export would write into "
+                                 "the yaml", "remove it from conf_keys: see docs/howto.md#secrets")
                     continue
                 try:
                     _types.coerce(value, fm.type, symbol=self.col.name, name=fm.name)

@@ -85,10 +85,14 @@ class TypeInfo(NamedTuple):
     choices: Tuple[Any, ...] = ()
     pytype: Any = None  # the enum class, dataclass, or TypedDict class
     display: str = ""
+    constraints: Any = None  # ekdsl.constraints.Constraints when Annotated sets any (checked by types.coerce)
+    secret: bool = False  # Param(secret=True): the value is never shown
 
     def describe(self) -> str:
-        """A short human description, e.g. ``int`` or ``one of 'fast', 'slow'``."""
+        """A short human description, e.g. ``int``, ``float > 0`` or ``one of 'fast', 'slow'``."""
         text = self.display or self.kind
+        if self.constraints:
+            text = f"{text} {self.constraints.describe()}"
         return f"{text} or null" if self.optional else text
 
 

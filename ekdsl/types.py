@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from .errors import ConfigError, TemplateError
 from .model import MISSING, TypeInfo
 
-__all__ = ["coerce", "control_of", "ekuiper_type", "parse_datetime", "plain", "values_of"]
+__all__ = ["HIDDEN", "coerce", "control_of", "ekuiper_type", "parse_datetime", "plain", "values_of"]
 
 _SCALAR_TYPES = {
     "str": "string",
@@ -139,7 +139,18 @@ def coerce(value: Any, t: TypeInfo, *, symbol: str = "", name: str = "", b64: bo
     try:
         return _coerce(value, t, name, b64)
     except _Mismatch as m:
-        raise ConfigError(symbol, m.path, m.t.describe(), m.got, m.detail, role) from None
+        hide = (t.secret or m.t.secret) and m.got is not None  # nor its length, in a constraint's detail
+        got, detail = (HIDDEN, "") if hide else (m.got, m.detail)
+        raise ConfigError(symbol, m.path, m.t.describe(), got, detail, role) from None
+
+
+class _Hidden:
+    def __repr__(self) -> str:
+        return "a value not shown (secret)"
+
+
+HIDDEN: Any = _Hidden()
+"""What a :class:`ConfigError` holds and shows instead of a secret's value."""
 
 
 def _coerce(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
@@ -148,7 +159,12 @@ def _coerce(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
             return None
         raise _Mismatch(path, t, value, "the value is required")
     handler = _HANDLERS[t.kind]
-    return handler(value, t, path, b64)
+    out = handler(value, t, path, b64)
+    if t.constraints is not None:
+        why = t.constraints.violation(out)
+        if why is not None:
+            raise _Mismatch(path, t, value, why)
+    return out
 
 
 def _c_any(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:

@@ -147,8 +147,9 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     with shared(tmp_path_factory, "sdk-venv") as path:
         python = str(path / "bin" / "python")
         if not (path / "ready").exists():
-            venv.EnvBuilder(with_pip=True, clear=True).create(path)
-            proc = subprocess.run([python, "-m", "pip", "install", "-q", "ekuiper==2.4.2", "orjson"],
+            venv.EnvBuilder(with_pip=False, clear=True).create(path)  # this pip installs into it: no ensurepip
+            proc = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q",
+                                   "--disable-pip-version-check", "ekuiper==2.4.2", "orjson"],
                                   capture_output=True, text=True, timeout=600)
             if proc.returncode != 0:
                 pytest.fail(f"cannot install the official SDK: {proc.stderr[-2000:]}")

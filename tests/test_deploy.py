@@ -6,6 +6,7 @@ import base64
 import json
 import socket
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,8 @@ def test_install_status_describe_update_delete(server, pysam_zip, capsys):
     url = "file://" + urllib.request.pathname2url(pysam_zip)
     code, out, _ = deploy(capsys, "install", pysam_zip, "--server", server.url, "--shell-para=--online")
     assert code == 0 and out == "portable plugin pysam is created\n"
-    assert bodies(server) == [("POST", "/plugins/portables",
+    assert bodies(server) == [("GET", "/plugins/portables", b""),  # what the server's other plugins provide
+                              ("POST", "/plugins/portables",
                                {"name": "pysam", "file": url, "shellParas": ["--online"]})]
     code, out, _ = deploy(capsys, "status", "pysam", "--server", server.url)
     assert code == 0 and json.loads(out) == {"refCount": {}, "status": "running", "errMsg": ""}
@@ -79,7 +81,8 @@ def test_install_status_describe_update_delete(server, pysam_zip, capsys):
 def test_upload_then_install_from_the_stored_path(server, pysam_zip, capsys):
     code, _, err = deploy(capsys, "install", pysam_zip, "--server", server.url, "--upload", "--name", "pysam")
     assert code == 0, err
-    upload, install = server.seen
+    listing, upload, install = server.seen
+    assert (listing.method, listing.path) == ("GET", "/plugins/portables")
     assert upload.method == "POST" and upload.path == "/config/uploads"
     assert upload.headers["Content-Type"].startswith("multipart/form-data; boundary=")
     assert b'name="uploadFile"; filename="pysam.zip"' in upload.body
@@ -113,6 +116,7 @@ def test_dry_run_sends_nothing_and_shows_kuiper_lines(server, pysam_zip, tmp_pat
     code, out, _ = deploy(capsys, "install", pysam_zip, "--server", server.url, "--dry-run", "--provision", str(plan))
     assert code == 0 and server.seen == []
     url = "file://" + urllib.request.pathname2url(pysam_zip)
+    assert f"GET {server.url}/plugins/portables\n  = bin/kuiper show plugins portable\n" in out
     assert f"POST {server.url}/plugins/portables\n" in out
     assert f"  = bin/kuiper create plugin portable pysam '{{\"file\":\"{url}\"}}'\n" in out
     assert """  = bin/kuiper create stream demo '() WITH (TYPE="pyjson", FORMAT="json")'\n""" in out
@@ -140,7 +144,8 @@ def test_provision_creates_then_replaces_then_drops(server, pysam_zip, tmp_path,
     code, out, err = deploy(capsys, "update", pysam_zip, "--server", server.url, "--provision", str(plan))
     assert code == 0, err
     assert [(m, p) for m, p, _ in bodies(server)] == [
-        ("PUT", "/plugins/portables/pysam"), ("GET", "/streams/demo"), ("PUT", "/streams/demo"),
+        ("GET", "/plugins/portables"), ("PUT", "/plugins/portables/pysam"), ("GET", "/streams/demo"),
+        ("PUT", "/streams/demo"),
         ("GET", "/tables/lookup"), ("PUT", "/tables/lookup"), ("GET", "/rules/demo_rule"),
         ("PUT", "/rules/demo_rule")]
     del server.streams["lookup"]
@@ -255,3 +260,24 @@ def test_names_are_one_path_segment(server, capsys):
     assert server.seen[-1].path == "/plugins/portables/a%20b/status"
     code, _, err = deploy(capsys, "describe", "../services", "--server", server.url)
     assert code == 1 and server.seen[-1].path == "/plugins/portables/..%2Fservices"
+
+
+def test_install_refuses_a_name_another_plugin_provides(server, pysam_zip, tmp_path, capsys):
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(pysam_zip) as zin, zipfile.ZipFile(other, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "pysam.json":
+                info.filename, data = "other.json", data.replace(b'"pysam"', b'"other"').replace(
+                    b'"revert"', b'"REVERT"')
+            zout.writestr(info, data)
+    code, _, err = deploy(capsys, "install", pysam_zip, "--server", server.url)
+    assert code == 0, err
+    code, _, err = deploy(capsys, "install", str(other), "--server", server.url)
+    assert code == 1 and err.count("\n") == 1
+    assert ("plugin 'pysam' on this server already provides the source 'pyjson': eKuiper keeps one source of a name, "
+            "so installing 'other' would take it from 'pysam', and deleting either plugin would remove it for both. "
+            "Give it another name (@source(name=...)), or delete plugin 'pysam' first") in err
+    assert set(server.plugins) == {"pysam"}
+    code, _, err = deploy(capsys, "update", pysam_zip, "--server", server.url)  # itself: no clash
+    assert code == 0, err

@@ -105,3 +105,18 @@ def test_ci_runs_readme_test_command():
     test_cmd = "pip install -e '.[test]' && python -m pytest"
     assert f"\n{test_cmd}\n" in readme
     assert ci.rstrip().endswith(test_cmd)
+
+
+def test_ci_runs_the_runtime_tests_under_the_oldest_and_newest_python():
+    """The plugin runs under eKuiper's portable.pythonBin, whatever it is: .ci/run runs the runtime tests under the
+    oldest Python ekdsl supports (pyproject's requires-python) and the newest this machine has."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    oldest = re.search(r'requires-python = ">=(3\.\d+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    loop = re.search(r"^for minor in ([\d. ]+); do$", ci, re.M)
+    assert loop is not None and loop.group(1).split() == [oldest, "3.13"]
+    listed = re.search(r"runtime_tests=\((.*?)\)", ci, re.S).group(1).split()
+    files = {p for pattern in listed for p in ROOT.glob(pattern)}
+    assert all(list(ROOT.glob(pattern)) for pattern in listed), listed
+    assert set((ROOT / "tests").glob("test_runtime_*.py")) <= files
+    assert {ROOT / "tests" / "test_emulator.py", ROOT / "tests" / "test_process_life.py"} <= files
+    assert ci.index('"${runtime_tests[@]}"') < ci.index("python -m pytest -m long")

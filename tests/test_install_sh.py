@@ -63,7 +63,11 @@ def vendored(tmp: Path, name: str, version: str, links: Path, *platform: str) ->
 
 def test_offline_bundle_installs_and_runs_without_ekdsl_or_requirements(tmp_path, links, bare_python):
     package = vendored(tmp_path, "offl", "1.0", links)
-    emu = Emulator(package, python=bare_python, install_env=offline_env())  # runs install.sh, as eKuiper does
+    said: list = []
+    emu = Emulator(package, python=bare_python, install_env=offline_env(), progress=said.append)  # install.sh
+    assert said[0] == ("installing the requirements of 'offl' as eKuiper does (install.sh builds its venv and runs "
+                       "pip: this takes a while; -v shows pip's output)...")
+    assert re.fullmatch(r"requirements installed in \d+\.\d s", said[1]) and len(said) == 2
     try:
         plugin_dir = emu.installed.plugin_dir
         assert (f"requirements installed into {plugin_dir}/.venv from the package's wheels (no network)"
@@ -219,3 +223,18 @@ def test_conda_install_sh(tmp_path, links):
     conda.unlink()
     with pytest.raises(PackagingError, match="conda is not on the PATH eKuiper runs with"):
         run_install_script(str(folder), env={"PATH": path})
+
+
+def test_dev_shows_the_requirements_install_as_it_goes(tmp_path, links):
+    package = vendored(tmp_path, "devreq", "1.0", links)
+    argv = [sys.executable, "-m", "ekdsl", "dev", package, "-v", "--socket-dir", str(tmp_path), "function",
+            "devreq_version", "x"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=offline_env()).stdout.splitlines()
+    assert out[0] == ("installing the requirements of 'devreq' as eKuiper does (install.sh builds its venv and runs "
+                      "pip: this takes a while)...")
+    done = next(i for i, line in enumerate(out) if line.startswith("requirements installed in"))
+    pip = out[1:done]  # pip's own lines, shown as they come
+    assert any("tinydep" in line for line in pip), out
+    assert pip[-1].startswith("  | install.sh: plugin 'devreq': requirements installed into ")
+    assert all(line.startswith("  | ") for line in pip)
+    assert out[done + 1].startswith("devreq 1.0.0 (python): handshake in ")

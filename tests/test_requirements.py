@@ -11,7 +11,7 @@ import pytest
 from ekdsl import DefinitionError, PackagingError, load_target
 from ekdsl.checks import check_package
 from ekdsl.cli import main
-from ekdsl.deploy.bundle import download, platform_fits, wheel_fits
+from ekdsl.deploy.bundle import Bundle, download, platform_fits, wheel_fits
 from ekdsl.deploy.requirements import collect, parse_line
 from ekdsl.package import main_script, package_files, zip_bytes
 
@@ -235,3 +235,50 @@ def test_install_sh_parses_as_posix_sh(tmp_path):
         path = tmp_path / "install.sh"
         path.write_text(text, encoding="utf-8")
         assert subprocess.run(["/bin/sh", "-n", str(path)], capture_output=True).returncode == 0
+
+
+def test_vendor_pins_one_version_for_every_platform(tmp_path, make_module, capsys):
+    links = tmp_path / "links"
+    version_wheel(links, "tinydep", "1.0")  # any platform
+    make_wheel(links, "tinydep", "2.0", {"tinydep.py": ""}, tags="cp312-cp312-musllinux_1_2_x86_64")
+    path = plugin_module(make_module, "onever", reqs=("tinydep>=1.0",))
+    argv = ["export", str(path), "-o", str(tmp_path / "out"), "--zip", "--vendor", "--python-version", "3.12",
+            "--find-links", str(links), "--no-index", "--platform", "manylinux2014_x86_64",
+            "--platform", "musllinux_1_2_x86_64"]
+    assert main(argv) == 0, capsys.readouterr().err
+    with zipfile.ZipFile(tmp_path / "out" / "onever.zip") as zf:
+        manifest = json.loads(zf.read("wheels/bundle.json"))
+    assert manifest["platforms"] == {"manylinux2014_x86_64": ["tinydep-1.0-py3-none-any.whl"],
+                                     "musllinux_1_2_x86_64": ["tinydep-1.0-py3-none-any.whl"]}
+    assert main(["check", str(tmp_path / "out" / "onever.zip")]) == 0
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_vendor_refuses_versions_that_cannot_be_one(tmp_path, make_module, capsys):
+    links = tmp_path / "links"
+    make_wheel(links, "tinydep", "1.0", {"tinydep.py": ""}, tags="cp312-cp312-manylinux2014_x86_64")
+    make_wheel(links, "tinydep", "2.0", {"tinydep.py": ""}, tags="cp312-cp312-musllinux_1_2_x86_64")
+    path = plugin_module(make_module, "twover", reqs=("tinydep>=1.0",))
+    argv = ["export", str(path), "-o", str(tmp_path / "out"), "--vendor", "--python-version", "3.12",
+            "--find-links", str(links), "--no-index", "--platform", "manylinux2014_x86_64",
+            "--platform", "musllinux_1_2_x86_64"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert ("requirement 'tinydep' resolves to different versions per platform (1.0 for manylinux2014_x86_64, 2.0 "
+            "for musllinux_1_2_x86_64), and no one version of it has wheels for every platform, Python 3.12") in err
+    assert "('tinydep==...')" in err
+
+
+def test_check_warns_about_a_bundle_of_split_versions(tmp_path, make_module, capsys):
+    links = tmp_path / "links"
+    make_wheel(links, "tinydep", "1.0", {"tinydep.py": ""}, tags="cp312-cp312-manylinux2014_x86_64")
+    make_wheel(links, "tinydep", "2.0", {"tinydep.py": ""}, tags="cp312-cp312-musllinux_1_2_x86_64")
+    model = load_target(str(plugin_module(make_module, "split", reqs=("tinydep>=1.0",)))).model()
+    old = Bundle("3.12", {"manylinux2014_x86_64": ("tinydep-1.0-cp312-cp312-manylinux2014_x86_64.whl",),
+                          "musllinux_1_2_x86_64": ("tinydep-2.0-cp312-cp312-musllinux_1_2_x86_64.whl",)},
+                 {p.name: p.read_bytes() for p in links.iterdir()})
+    pkg = tmp_path / "split.zip"
+    pkg.write_bytes(zip_bytes(package_files(model, bundle=old)))
+    assert main(["check", str(pkg)]) == 0
+    assert ("split: warning: wheels/bundle.json: 'tinydep' is 1.0 for manylinux2014_x86_64, 2.0 for "
+            "musllinux_1_2_x86_64: hosts of different platforms would run different code") in capsys.readouterr().out

@@ -53,14 +53,21 @@ def offline_env() -> dict:
 
 
 def plain_python(factory: pytest.TempPathFactory, absent: Sequence[str]) -> str:
-    """A Python where none of the modules ``absent`` imports (checked), preferably one with pip."""
-    probe = f"import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in {tuple(absent)!r}))"
+    """A Python with pip where none of the modules ``absent`` imports (checked): the base Python, or else (someone
+    installed one of them there) a venv of it, made once per run for every worker. With pip, install.sh builds
+    each plugin's venv without pip (seconds); without it, with ensurepip (several times longer)."""
+    from .conftest import shared
+
+    probe = (f"import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in {tuple(absent)!r}) or "
+             "not u.find_spec('pip'))")
     base = os.path.join(sys.base_prefix, "bin", "python3")
     cwd = str(factory.mktemp("probe"))
     if subprocess.run([base, "-c", probe], cwd=cwd, env={"PATH": os.environ["PATH"]}).returncode == 0:
         return base
-    path = factory.mktemp("bare")
-    venv.EnvBuilder(with_pip=False).create(path)
-    python = str(path / "bin" / "python")
+    with shared(factory, "bare-python") as path:  # a fresh venv: none of any test's modules
+        python = str(path / "bin" / "python")
+        if not (path / "ready").exists():
+            venv.EnvBuilder(with_pip=True, clear=True).create(path)
+            (path / "ready").touch()
     assert subprocess.run([python, "-c", probe], cwd=cwd).returncode == 0
     return python

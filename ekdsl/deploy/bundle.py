@@ -1,10 +1,11 @@
 """Offline bundles: the wheels of a plugin's requirements, downloaded per target platform into the package.
 
 ``pip download --only-binary=:all: --platform TAG --python-version X.Y`` resolves the requirements once
-per platform (so each platform's set is complete on its own); the wheels go to ``wheels/`` in the
-package, with ``wheels/bundle.json`` recording which files serve which platform. ``install.sh`` installs
-from there with ``--no-index --find-links``. A requirement published only as a source distribution has
-no wheel to carry: it is refused, with how to build one.
+per platform (so each platform's set is complete on its own), then again with one version pinned for every
+platform where pip chose different ones (a newer numpy may drop an older platform); the wheels go to
+``wheels/`` in the package, with ``wheels/bundle.json`` recording which files serve which platform.
+``install.sh`` installs from there with ``--no-index --find-links``. A requirement published only as a source
+distribution has no wheel to carry: it is refused, with how to build one.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import re
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import PackagingError
 from .requirements import Requirement, file_text, normalize
 
-__all__ = ["MANIFEST", "NATIVE", "Bundle", "download", "platform_fits", "wheel_fits", "wheel_tags"]
+__all__ = ["MANIFEST", "NATIVE", "Bundle", "download", "platform_fits", "split_versions", "wheel_fits", "wheel_tags"]
 
 MANIFEST = "bundle.json"
 NATIVE = "native"
@@ -99,9 +100,11 @@ def wheel_fits(filename: str, platform: str, python_version: str) -> bool:
 
 
 def _pip_download(reqfile: str, dest: str, platform: str, python_version: str,
-                  find_links: Sequence[str], no_index: bool) -> None:
+                  find_links: Sequence[str], no_index: bool, pins: str = "") -> None:
     argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
             "--only-binary=:all:", "--python-version", python_version, "-d", dest, "-r", reqfile]
+    if pins:
+        argv += ["-c", pins]
     if platform != NATIVE:
         argv += ["--platform", platform]
     for link in find_links:
@@ -142,23 +145,78 @@ def download(requirements: Sequence[Requirement], platforms: Sequence[str] = (),
         if not re.fullmatch(r"[A-Za-z0-9_.]+", platform):
             raise PackagingError(f"--platform {platform!r} is not a platform tag, e.g. manylinux2014_x86_64")
     targets = list(dict.fromkeys(platforms)) or [NATIVE]
-    wheels: Dict[str, bytes] = {}
-    per_platform: Dict[str, Tuple[str, ...]] = {}
     with tempfile.TemporaryDirectory(prefix="ekdsl-vendor-") as tmp:
         reqfile = os.path.join(tmp, "requirements.txt")
         with open(reqfile, "w", encoding="utf-8") as fh:
             fh.write(file_text(requirements))
-        for i, platform in enumerate(targets):
-            dest = os.path.join(tmp, str(i))
-            os.makedirs(dest)
-            _pip_download(reqfile, dest, platform, version, find_links, no_index)
-            names = sorted(n for n in os.listdir(dest) if n.endswith(".whl"))
-            _refuse_misfits(names, platform, version)
-            per_platform[platform] = tuple(names)
-            for name in names:
-                with open(os.path.join(dest, name), "rb") as fh:
-                    wheels[name] = fh.read()
+        per_platform, wheels = _download_each(tmp, reqfile, targets, version, find_links, no_index)
+        split = split_versions(per_platform)
+        if split:
+            per_platform, wheels = _one_version(tmp, reqfile, targets, version, find_links, no_index, split)
     return Bundle(version, per_platform, dict(sorted(wheels.items())))
+
+
+def _download_each(tmp: str, reqfile: str, targets: Sequence[str], version: str, find_links: Sequence[str],
+                   no_index: bool, pins: str = "") -> Tuple[Dict[str, Tuple[str, ...]], Dict[str, bytes]]:
+    """Each platform's wheel names, and every wheel's bytes; ``pins``: a pip constraints file."""
+    wheels: Dict[str, bytes] = {}
+    per_platform: Dict[str, Tuple[str, ...]] = {}
+    for platform in targets:
+        dest = tempfile.mkdtemp(dir=tmp)
+        _pip_download(reqfile, dest, platform, version, find_links, no_index, pins)
+        names = sorted(n for n in os.listdir(dest) if n.endswith(".whl"))
+        _refuse_misfits(names, platform, version)
+        per_platform[platform] = tuple(names)
+        for name in names:
+            with open(os.path.join(dest, name), "rb") as fh:
+                wheels[name] = fh.read()
+    return per_platform, wheels
+
+
+def split_versions(platforms: Mapping[str, Sequence[str]]) -> Dict[str, Dict[str, str]]:
+    """The distributions whose wheels differ in version between platforms: dist → {platform: version}."""
+    seen: Dict[str, Dict[str, str]] = {}
+    for platform, names in platforms.items():
+        for name in names:
+            match = _WHEEL.match(name)
+            if match:
+                seen.setdefault(normalize(match["dist"]), {})[platform] = match["version"]
+    return {dist: found for dist, found in seen.items() if len(set(found.values())) > 1}
+
+
+def _release(version: str) -> Tuple[Tuple[int, ...], str]:
+    """A sort key: the release numbers first (``2.10`` after ``2.9``), then the text."""
+    numbers = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(n) for n in numbers.group(0).split(".")) if numbers else (), version
+
+
+def _one_version(tmp: str, reqfile: str, targets: Sequence[str], version: str, find_links: Sequence[str],
+                 no_index: bool, split: Dict[str, Dict[str, str]]
+                 ) -> Tuple[Dict[str, Tuple[str, ...]], Dict[str, bytes]]:
+    """Download again with each split distribution pinned to one version for every platform: the oldest pip chose
+    (it has wheels for at least one platform, and the newer ones often drop older platforms), then the newest;
+    refuse when neither resolves everywhere."""
+    tried = []
+    for pick in (min, max):
+        pins = {dist: pick(found.values(), key=_release) for dist, found in split.items()}
+        if pins in tried:
+            continue
+        tried.append(pins)
+        path = os.path.join(tmp, f"pins{len(tried)}.txt")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("".join(f"{dist}=={v}\n" for dist, v in sorted(pins.items())))
+        try:
+            per_platform, wheels = _download_each(tmp, reqfile, targets, version, find_links, no_index, path)
+        except PackagingError:
+            continue
+        if not split_versions(per_platform):
+            return per_platform, wheels
+    dist, found = sorted(split.items())[0]
+    chosen = ", ".join(f"{v} for {p}" for p, v in found.items())
+    raise PackagingError(
+        f"requirement '{dist}' resolves to different versions per platform ({chosen}), and no one version of it has "
+        f"wheels for every platform, Python {version}: hosts would run different code. Pin a version that has "
+        f"wheels for all of them in the requirement ('{dist}==...'), or export each platform on its own")
 
 
 def _refuse_misfits(names: List[str], platform: str, version: str) -> None:

@@ -13,7 +13,7 @@ import tempfile
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 from ..errors import PackagingError
-from .bundle import MANIFEST, wheel_fits, wheel_tags
+from .bundle import MANIFEST, split_versions, wheel_fits, wheel_tags
 from .installer import INSTALL_SH, VENV_DIR, WHEELS_DIR
 from .requirements import FILE_NAME, parse_line
 
@@ -121,6 +121,10 @@ def _check_bundle(files: Contents, reqs: bytes, report: Report) -> None:
             report.error(f"{manifest_path} is unreadable ({type(exc).__name__}: {exc}): export the plugin again",
                          lint=True)
         return
+    for dist, found in sorted(split_versions(platforms).items()):
+        chosen = ", ".join(f"{v} for {p}" for p, v in found.items())
+        report.warn(f"{manifest_path}: '{dist}' is {chosen}: hosts of different platforms would run different "
+                    "code; export again (export --vendor pins one version for every platform)")
     dists = _requirement_names(reqs)
     for platform, listed in platforms.items():
         for name in listed:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from ..checks import check_package, package_name
 from ..errors import DeployError, PackagingError
+from ..kinds import Kind
 from .provision import Provision
 from .rest import Client
 
@@ -63,7 +64,8 @@ class Deployer:
                 shell_paras: Sequence[str] = (), provision: Optional[Provision] = None) -> None:
         """Install (or, with ``update``, replace) the plugin zip ``package``; then apply ``provision``."""
         name = name or package_name(package)
-        self._check(package, name)
+        symbols = self._check(package, name)
+        self._refuse_taken_names(name, symbols)
         body: Dict[str, Any] = {"name": name, "file": self._file(package, upload)}
         if shell_paras:
             body["shellParas"] = list(shell_paras)
@@ -89,7 +91,8 @@ class Deployer:
         if resp is not None and resp.text:
             self.out(resp.text.strip())
 
-    def _check(self, package: str, name: str) -> None:
+    def _check(self, package: str, name: str) -> Dict[str, Any]:
+        """The plugin json's fields of ``package`` (its symbols), or raise what eKuiper's installer would."""
         if os.path.isdir(package) or not package.endswith(".zip"):
             raise PackagingError(f"'{package}' is not a plugin zip: eKuiper installs zips only; export with "
                                  "'python -m ekdsl export ... --zip' and deploy dist/<name>.zip", package)
@@ -98,6 +101,30 @@ class Deployer:
         if refused:
             raise PackagingError(f"eKuiper would refuse '{package}' as plugin '{name}': {refused[0]} "
                                  f"(run 'python -m ekdsl check {package}' for every finding)", package)
+        return report.info
+
+    def _refuse_taken_names(self, name: str, symbols: Dict[str, Any]) -> None:
+        """Refuse a plugin whose source, sink or function another installed plugin provides: eKuiper keeps one table
+        of each (``portable/registry.go``): the last plugin installed takes the name, and deleting either plugin
+        removes it for both."""
+        resp = self.client.request("GET", "/plugins/portables", kuiper=[f"{_KUIPER} show plugins portable"])
+        if resp is None or self.client.dry_run:
+            return
+        installed = resp.json()
+        for kind in Kind:
+            mine = {str(s).lower(): str(s) for s in symbols.get(kind.folder) or []}
+            for other in installed if isinstance(installed, list) else []:
+                if not isinstance(other, dict) or other.get("name") == name:
+                    continue
+                taken = [mine[str(s).lower()] for s in other.get(kind.folder) or [] if str(s).lower() in mine]
+                if taken:
+                    raise DeployError(
+                        f"plugin '{other.get('name')}' on this server already provides the {kind} "
+                        f"'{taken[0]}'{f' (and {len(taken) - 1} more)' if len(taken) > 1 else ''}: eKuiper keeps "
+                        f"one {kind} of a name, so installing '{name}' would take it from '{other.get('name')}', and "
+                        f"deleting either plugin would remove it for both. Give it another name "
+                        f"(@{kind}(name=...)), or delete plugin '{other.get('name')}' first",
+                        method="GET", url=self.client.url("/plugins/portables"))
 
     def _upload(self, package: str) -> str:
         resp = self.client.request(

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Mapping, Optional, Sequence
+import threading
+from typing import IO, Callable, List, Mapping, Optional, Sequence
 
 from ..errors import PackagingError
 
@@ -198,17 +199,47 @@ def main_prelude(name: str) -> str:
 
 
 def run_install_script(plugin_dir: str, shell_paras: Sequence[str] = (), *,
-                       env: Optional[Mapping[str, str]] = None, timeout: float = 600.0) -> str:
-    """Run ``install.sh`` as eKuiper's installer does; return its stdout or raise with eKuiper's error text."""
+                       env: Optional[Mapping[str, str]] = None, timeout: float = 600.0,
+                       echo: Optional[Callable[[str], None]] = None) -> str:
+    """Run ``install.sh`` as eKuiper's installer does; return its stdout or raise with eKuiper's error text.
+
+    ``echo`` receives each line it writes (stdout and stderr) as it comes: pip's progress.
+    """
     plugin_dir = os.path.abspath(plugin_dir)
     script = os.path.join(plugin_dir, INSTALL_SH)
     argv = ["/bin/sh", script, *shell_paras]
     try:
-        proc = subprocess.run(argv, cwd=plugin_dir, env=None if env is None else dict(env),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = subprocess.Popen(argv, cwd=plugin_dir, env=None if env is None else dict(env),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                errors="replace")
+    except OSError as exc:
         raise PackagingError(f"fail to install plugin: err:{exc} stdout: stderr:", script) from None
-    if proc.returncode != 0:
-        raise PackagingError(f"fail to install plugin: err:exit status {proc.returncode} stdout:{proc.stdout} "
-                             f"stderr:{proc.stderr}", script)
-    return proc.stdout
+    out: List[str] = []
+    err: List[str] = []
+    readers = [threading.Thread(target=_read_lines, args=(pipe, lines, echo), daemon=True)
+               for pipe, lines in ((proc.stdout, out), (proc.stderr, err))]
+    for reader in readers:
+        reader.start()
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.wait()
+        raise PackagingError(f"fail to install plugin: err:{exc} stdout: stderr:", script) from None
+    finally:
+        for reader in readers:
+            reader.join(5)
+    if code != 0:
+        raise PackagingError(f"fail to install plugin: err:exit status {code} stdout:{''.join(out)} "
+                             f"stderr:{''.join(err)}", script)
+    return "".join(out)
+
+
+def _read_lines(pipe: Optional[IO[str]], lines: List[str], echo: Optional[Callable[[str], None]]) -> None:
+    if pipe is None:
+        return
+    with pipe:
+        for line in pipe:
+            lines.append(line)
+            if echo is not None:
+                echo(line.rstrip("\n"))

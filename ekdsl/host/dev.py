@@ -112,8 +112,9 @@ def run(args: argparse.Namespace, stream: TextIO = sys.stdout) -> int:
     mode = args.mode or "tour"
     conf = parse_conf(getattr(args, "conf", []))
     connections = parse_connections(getattr(args, "connection", []))
+    echo = (lambda line: out(f"  | {line}")) if args.verbose else None
     emu = Emulator(args.target, python=args.python, socket_dir=args.socket_dir, init_timeout=args.init_timeout,
-                   state=args.state)
+                   state=args.state, progress=out, install_echo=echo)
     for cid, props in connections.items():
         emu.create_connection(cid, args.symbol, props)
     try:

@@ -8,7 +8,8 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ..errors import PackagingError
 from ..kinds import Kind
@@ -47,7 +48,9 @@ class Emulator:
     def __init__(self, target: str, *, python: Optional[str] = None, socket_dir: Optional[str] = None,
                  init_timeout: float = INIT_TIMEOUT, name: Optional[str] = None, shell_paras: Sequence[str] = (),
                  install_env: Optional[Mapping[str, str]] = None,
-                 state: Union[str, os.PathLike[str], None] = None) -> None:
+                 state: Union[str, os.PathLike[str], None] = None,
+                 progress: Optional[Callable[[str], None]] = None,
+                 install_echo: Optional[Callable[[str], None]] = None) -> None:
         self.target = target
         self.root = tempfile.mkdtemp(prefix="ekdsl-emu-")
         self.findings: List[str] = []
@@ -55,7 +58,7 @@ class Emulator:
         try:
             package = target if is_package(target) else self._export(target)
             self.installed: Installed = install(package, self.root, name)
-            self._run_install_script(python, shell_paras, install_env)
+            self._run_install_script(python, shell_paras, install_env, progress, install_echo)
         except BaseException:
             shutil.rmtree(self.root, ignore_errors=True)
             raise
@@ -111,8 +114,10 @@ class Emulator:
         return env
 
     def _run_install_script(self, python: Optional[str], shell_paras: Sequence[str],
-                            env: Optional[Mapping[str, str]]) -> None:
-        """Run the package's install.sh as eKuiper does, its venv built from the Python the plugin runs with."""
+                            env: Optional[Mapping[str, str]], progress: Optional[Callable[[str], None]],
+                            echo: Optional[Callable[[str], None]]) -> None:
+        """Run the package's install.sh as eKuiper does, its venv built from the Python the plugin runs with;
+        ``progress`` is told when it starts and ends, ``echo`` gets each line it writes."""
         if not os.path.isfile(os.path.join(self.installed.plugin_dir, "install.sh")):
             return
         from ..deploy.installer import run_install_script
@@ -122,7 +127,14 @@ class Emulator:
         paras = list(shell_paras)
         if not conda and not any(p == "--python" or p.startswith("--python=") for p in paras):
             paras = ["--python", python or sys.executable, *paras]
-        self.install_output = run_install_script(self.installed.plugin_dir, paras, env=env)
+        if progress is not None:
+            shown = "" if echo else "; -v shows pip's output"
+            progress(f"installing the requirements of '{self.installed.name}' as eKuiper does (install.sh builds "
+                     f"its venv and runs pip: this takes a while{shown})...")
+        started = time.monotonic()
+        self.install_output = run_install_script(self.installed.plugin_dir, paras, env=env, echo=echo)
+        if progress is not None:
+            progress(f"requirements installed in {time.monotonic() - started:.1f} s")
 
     def _export(self, target: str) -> str:
         from ..package import export

@@ -12,6 +12,7 @@ from ..kinds import Kind
 from ..model import MISSING, FieldModel, SymbolModel
 from ..protocol import Control, require_ack
 from ..reserved import SINK_PROPERTIES, SOURCE_PROPERTIES
+from ..secrets import register
 from ..types import coerce
 
 __all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
@@ -44,6 +45,9 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         if key is None:
             if p.required:
                 where = Kind(sym.kind).spec.config_from.format(name=sym.name)
+                if p.type.secret and sym.kind == Kind.SOURCE:
+                    where += (f", or, to keep a secret out of the yaml, eKuiper's environment: "
+                              f"{sym.name.upper()}__DEFAULT__{p.name.upper()}=...")
                 raise ConfigError(sym.name, p.name, p.type.describe(), None,
                                   f"the property is required: set it in {where}")
             if p.dynamic and isinstance(p.default, str) and "{{" in p.default:
@@ -60,6 +64,9 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         if not ds and sym.datasource is not None and sym.datasource.default is not MISSING:
             ds = sym.datasource.default
         kwargs[sym.datasource_param] = ds
+    secrets = [kwargs.get(p.pyname) for p in sym.params if p.type.secret]
+    if secrets:
+        register(secrets)
     known = _KNOWN_LOWER.get(sym.kind, frozenset())  # eKuiper matches them in any case
     unknown = sorted(str(k) for k in config if k not in used and str(k).lower() not in known and k != "dataSource")
     if unknown:

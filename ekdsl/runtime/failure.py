@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ..protocol import encodable
+from ..secrets import redact
 
 __all__ = ["describe"]
 
 
 def describe(exc: BaseException) -> str:
-    """``Type: message`` for any exception; never raises, and the text always encodes as UTF-8.
+    """``Type: message`` for any exception, secret property values redacted; never raises, and the text always
+    encodes as UTF-8.
 
     A ``str(exc)`` that raises is reported as such; ``SystemExit`` says that ``sys.exit()`` was called
     and ignored (argparse calls it on a usage error).
@@ -21,7 +23,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         text = f"{text} (sys.exit() was called; the plugin ignores it and keeps serving)".lstrip()
     try:
-        return encodable(f"{name}: {text}" if text else name)
+        return encodable(redact(f"{name}: {text}") if text else name)
     except BaseException:  # a str subclass misbehaving on format or encode
         return encodable(name)
 

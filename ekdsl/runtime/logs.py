@@ -11,6 +11,7 @@ import sys
 from typing import Optional
 
 from ..protocol import Meta
+from ..secrets import RedactFilter
 
 __all__ = ["instance_logger", "setup_logging"]
 
@@ -48,6 +49,7 @@ def setup_logging(plugin: str, level: int = logging.INFO) -> logging.Logger:
     for old in [h for h in root.handlers if getattr(h, "_ekdsl", False)]:
         root.removeHandler(old)
     handler._ekdsl = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactFilter())  # secret property values never reach the log, whoever writes them
     root.addHandler(handler)
     if root.level == logging.WARNING or root.level > level:
         root.setLevel(level)
@@ -62,4 +64,5 @@ def instance_logger(symbol: str, kind: str, meta: Optional[Meta] = None) -> logg
     logger = logging.Logger(f"{ROOT}.{kind}.{symbol}")
     logger.parent = logging.getLogger(f"{ROOT}.user")
     logger.addFilter(_InstanceFilter(where))
+    logger.addFilter(RedactFilter())  # also where the process's handler is not ekdsl's (InProcess)
     return logger

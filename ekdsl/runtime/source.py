@@ -15,12 +15,21 @@ from ..session import source_error, source_failed
 from ..transport import Closed, Socket, Timeout, open_socket
 from .failure import describe
 
-__all__ = ["SourceRunner"]
+__all__ = ["NotAnIterator", "SourceRunner"]
 
 SEND_SLICE = 0.05  # seconds per send attempt; a stalled host gets retries, a stop is seen within this
 # a native socket is closed by stop(), which ends a blocked send at once: it only says when eKuiper stalls
 STALL_SLICE = 1.0
 _MESSAGE, _NO_META = b'{"message":', b',"meta":null}'  # encode_row(row) is these around the row's JSON
+
+
+class NotAnIterator(Exception):
+    """A source function that is not a generator returned something other than an iterator (a dict would
+    "yield" its keys): the source refuses it before sending anything."""
+
+    def __init__(self, symbol: str, result: Any) -> None:
+        super().__init__(f"source '{symbol}' returned a {type(result).__name__}, not an iterator of rows: make it a "
+                         "generator ('yield' each row) or return an iterator ('return iter(rows)')")
 
 
 class SourceRunner:
@@ -80,6 +89,9 @@ class SourceRunner:
                 self.log.info("source finished after %d rows", self.rows)
         except Stopped:
             pass
+        except NotAnIterator as exc:
+            self.log.error("%s", exc)
+            self._surface(str(exc))
         except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this source ends, the process not
             error = describe(exc)
             self.log.exception("source failed after %d rows: %s", self.rows, error)
@@ -89,7 +101,9 @@ class SourceRunner:
             self.done.set()
 
     def _sync(self) -> None:
-        it = iter(self._call())
+        it = self._call()
+        if not self.sym.is_generator and not hasattr(it, "__next__"):
+            raise NotAnIterator(self.sym.name, it)
         stopped, emit = self.ctx.stop_event.is_set, self._emit
         try:
             # After a stop the generator still runs up to its next yield, so the code after the last sent row's
