@@ -113,8 +113,9 @@ class Invoker:
             if t.kind == "any" and p.default is MISSING:
                 continue  # anything, None included, is passed as is
             cls = _UNCHANGED.get(t.kind)
-            if cls is None or (t.item is not None and t.item.kind != "any") or (self.sym.aggregate and cls is not list):
-                return None  # converted, or a column's first value
+            if (cls is None or t.constraints is not None or (t.item is not None and t.item.kind != "any")
+                    or (self.sym.aggregate and cls is not list)):
+                return None  # converted, checked against constraints, or a column's first value
             checks.append((i, cls))
         return tuple(checks), self._missing_optional(n)
 

@@ -12,11 +12,13 @@ import math
 import threading
 from typing import Any, Iterator, List, Optional
 
+from typing_extensions import Annotated
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ekdsl import Context, Plugin
+from ekdsl import Context, Param, Plugin
 from ekdsl.codec import json_backend, select_json
 from ekdsl.protocol import HANDSHAKE, encode_func_request, func_context
 from ekdsl.runtime.answer import answer_loop
@@ -72,6 +74,10 @@ def _functions() -> Plugin:
     def scalars(f: float, flag: bool, items: list, d: dict) -> Any:
         return [f, flag, items, d]
 
+    @p.function
+    def bounded(n: Annotated[int, Param(gt=0)], label: Annotated[str, Param(max_length=3)] = "a") -> str:
+        return f"{label}{n}"
+
     @p.function(aggregate=True)
     def first(column: Any, default: Any = "none") -> Any:
         return [column, default]
@@ -117,6 +123,7 @@ REQUESTS = [
     ("scalars", [1.5, 1, [1], {}, CTX]), ("scalars", [1.5, True, (1,), {}, CTX]),
     ("scalars", [None, True, [], {}, CTX]),
     ("first", [[None, 2, 3], CTX]), ("first", [5, CTX]), ("first", [[1], None, CTX]), ("first", [[1], "x", CTX]),
+    ("bounded", [1, CTX]), ("bounded", [0, CTX]), ("bounded", [2, "abcd", CTX]), ("bounded", [2, "ab", CTX]),
     ("odd", ["raise", CTX]), ("odd", ["exit", CTX]), ("odd", ["object", CTX]), ("odd", ["nan", CTX]),
     ("odd", ["when", CTX]), ("odd", ["surrogate", CTX]), ("odd", ["other", CTX]),
 ]
@@ -144,6 +151,13 @@ def test_plans_cover_the_arguments_passed_on_unchanged():
                              3: (((0, str), (1, int), (2, bool)), 0)}
     assert plans["first"] == {1: ((), 0)}  # a null for an argument with a default takes the default
     assert plans["scalars"] == {}  # a dict is copied
+    assert _pair("bounded")[0].invoker.plans == {}  # a constrained argument is checked, whatever its class
+
+
+def test_the_fast_path_checks_constraints():
+    fast, _ = _pair("bounded")
+    reply = fast.handle(encode_func_request("Exec", [0, CTX]))
+    assert b"argument 'n' expects int > 0, got 0" in reply and b'"state":false' in reply.replace(b" ", b"")
 
 
 @pytest.mark.parametrize("payload", [b"", b"\x00garbage", b"[]", b'{"func":"Exec"}', b'{"func":1,"arg":[]}',
