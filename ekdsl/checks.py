@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .archive import DEFAULT_LIMITS, Entry, Limits, Package, open_package
 from .errors import PackagingError
+from .findings import Finding, Report
 from .kinds import Kind
 from .lint import SYMBOL_DIRS, Contents, json_kind, lint_metadata
 
@@ -24,35 +24,6 @@ __all__ = ["Entry", "Finding", "Report", "check_opened", "check_package", "packa
 _LANGS = ("go", "python")
 _STRINGS = ("name", "version", "language", "executable", "virtualEnvType", "env")  # PluginMeta's fields
 _LINK_TARGET = 4096
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: str  # "error" | "warning"
-    message: str
-    lint: bool = False  # False: eKuiper's installer refuses the package; True: it installs, but misbehaves
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.message}"
-
-
-@dataclass
-class Report:
-    """The result of checking one package."""
-
-    name: str
-    findings: List[Finding] = field(default_factory=list)
-    info: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not any(f.level == "error" for f in self.findings)
-
-    def error(self, message: str, lint: bool = False) -> None:
-        self.findings.append(Finding("error", message, lint))
-
-    def warn(self, message: str) -> None:
-        self.findings.append(Finding("warning", message, True))
 
 
 def package_name(path: str) -> str:
@@ -85,11 +56,17 @@ def check_opened(pkg: Package, name: str) -> Report:
         _check_executable(files, meta, name, report)
         _lint_names(meta, name, report)
         lint_metadata(files, meta, report)
-        from .deploy.checks import check_install  # install.sh, requirements.txt, wheels/
-
-        check_install(files, meta["executable"], report)
+        _check_install(files, meta, report)
     report.info = meta
     return report
+
+
+def _check_install(files: Contents, meta: Dict[str, Any], report: Report) -> None:
+    """``install.sh``, ``requirements.txt`` and ``wheels/``, by :mod:`ekdsl.deploy.checks` (which imports nothing
+    of this module), loaded only for a package the installer's checks accept."""
+    from .deploy.checks import check_install
+
+    check_install(files, meta["executable"], report)
 
 
 def _plugin_json(files: Contents, name: str, report: Report) -> Optional[Dict[str, Any]]:

@@ -16,7 +16,7 @@ from .reserved import builtin_symbol, reserved_property
 
 if TYPE_CHECKING:
     from .archive import Entry, Package
-    from .checks import Report
+    from .findings import Report
 
 __all__ = ["Contents", "array_defaults", "json_kind", "lint_metadata", "property_names"]
 

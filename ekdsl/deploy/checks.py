@@ -18,7 +18,7 @@ from .installer import INSTALL_SH, VENV_DIR, WHEELS_DIR
 from .requirements import FILE_NAME, parse_line
 
 if TYPE_CHECKING:
-    from ..checks import Report
+    from ..findings import Report
     from ..lint import Contents
 
 __all__ = ["check_install"]
