@@ -19,7 +19,6 @@ PACKAGE = Path(ekdsl.__file__).parent
 KNOWN: Set[FrozenSet[str]] = {
     frozenset({"ekdsl.state.locate", "ekdsl.state.redis_backend", "ekdsl.state.sqlite_backend", "ekdsl.state.store"}),
     frozenset({"ekdsl.context", "ekdsl.state", "ekdsl.state.api"}),
-    frozenset({"ekdsl.connections", "ekdsl.introspect"}),
     frozenset({"ekdsl.transport", "ekdsl.transport.native", "ekdsl.transport.nng"}),
     frozenset({"ekdsl.deploy.layout", "ekdsl.package"}),
 }
