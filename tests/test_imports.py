@@ -19,7 +19,9 @@ PACKAGE = Path(ekdsl.__file__).parent
 KNOWN: Set[FrozenSet[str]] = {
     frozenset({"ekdsl.state.locate", "ekdsl.state.redis_backend", "ekdsl.state.sqlite_backend", "ekdsl.state.store"}),
     frozenset({"ekdsl.context", "ekdsl.state", "ekdsl.state.api"}),
-    frozenset({"ekdsl.transport", "ekdsl.transport.native", "ekdsl.transport.nng"}),
+    # the package's open_socket imports an implementation, which takes Socket and its errors from the package
+    frozenset({"ekdsl.transport", "ekdsl.transport.dialer", "ekdsl.transport.listener", "ekdsl.transport.native",
+               "ekdsl.transport.nng", "ekdsl.transport.stream"}),
     frozenset({"ekdsl.deploy.layout", "ekdsl.package"}),
 }
 
