@@ -3,6 +3,7 @@ instead of yield, unannotated parameters, and secret properties."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import subprocess
 import sys
@@ -73,6 +74,40 @@ def test_the_plugin_process_refuses_the_start_as_eKuiper_would_show_it(tmp_path)
         emu.close()
 
 
+def _positive(x: Any) -> bool:
+    return isinstance(x, (int, float)) and x > 0
+
+
+def test_constraints_on_any_values_are_checked():
+    """A Predicate on an Any argument or on the Any items of a list or dict, at each call and at start."""
+    plugin = Plugin("anyc")
+
+    @plugin.function
+    def anyp(x: Annotated[Any, at.Predicate(_positive)]) -> Any:
+        return x
+
+    @plugin.function
+    def inlist(xs: list[Annotated[Any, at.Predicate(_positive)]],
+               d: dict[str, Annotated[Any, at.Predicate(_positive)]]) -> int:
+        return len(xs) + len(d)
+
+    @plugin.sink
+    def out(data: dict, xs: list[Annotated[Any, at.Predicate(_positive)]] = [1]) -> None:  # noqa: B006
+        pass
+
+    with InProcess(plugin) as symbols:
+        assert symbols.function("anyp").exec(1) == (True, 1)
+        assert symbols.function("anyp").exec(-1) == (False, "anyp: argument 'x' expects any for which _positive is "
+                                                           "true, got -1")
+        assert symbols.function("inlist").exec([1, 2], {"a": 1}) == (True, 3)
+        ok, text = symbols.function("inlist").exec([1, -2], {"a": 1})
+        assert not ok and "argument 'xs[1]'" in text
+        ok, text = symbols.function("inlist").exec([1], {"a": 0})
+        assert not ok and "argument 'd.a'" in text
+        with pytest.raises(ConfigError, match=r"property 'xs\[0\]'"):
+            symbols.sink("out", {"xs": [-1]})
+
+
 @pytest.mark.parametrize(("annotation", "message"), [
     (Annotated[str, Param(gt=0)], "parameter 'x': gt applies to numbers (gt, ge, lt and le to datetimes too), not a "
                                   "str: remove it or change the type"),
@@ -86,6 +121,11 @@ def test_the_plugin_process_refuses_the_start_as_eKuiper_would_show_it(tmp_path)
     (Annotated[int, Param(min_length=1)], "parameter 'x': min_length applies to str, bytes, lists and dicts, not a "
                                           "int"),
     (Annotated[str, Param(min_length=-1)], "parameter 'x': min_length=-1 is not a length: give an int >= 0"),
+    (Annotated[int, Param(multiple_of=0)], "parameter 'x': multiple_of=0 is not a step: give a number > 0"),
+    (Annotated[float, at.MultipleOf(-0.5)], "parameter 'x': multiple_of=-0.5 is not a step: give a number > 0"),
+    (Annotated[dt.datetime, Param(gt=dt.datetime(2020, 1, 1))],
+     "parameter 'x': gt=datetime.datetime(2020, 1, 1, 0, 0) has no time zone, and the times eKuiper sends have one: "
+     "give it tzinfo=datetime.timezone.utc"),
 ])
 def test_a_constraint_that_cannot_apply_is_a_definition_error(annotation, message):
     plugin = Plugin("unfit")

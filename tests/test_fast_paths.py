@@ -12,11 +12,10 @@ import math
 import threading
 from typing import Any, Iterator, List, Optional
 
-from typing_extensions import Annotated
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typing_extensions import Annotated
 
 from ekdsl import Context, Param, Plugin
 from ekdsl.codec import json_backend, select_json
