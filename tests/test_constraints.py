@@ -8,7 +8,7 @@ import logging
 import subprocess
 import sys
 import textwrap
-from typing import Annotated, Any, Dict, Iterator, Optional
+from typing import Annotated, Any, Dict, Iterator, List, Optional
 
 import annotated_types as at
 import pytest
@@ -72,6 +72,35 @@ def test_the_plugin_process_refuses_the_start_as_eKuiper_would_show_it(tmp_path)
         assert emu.function("clamp").exec(1, -5) == (False, "clamp: argument 'low' expects float >= 0, got -5")
     finally:
         emu.close()
+
+
+def test_a_sources_datasource_is_checked_like_a_property():
+    plugin = Plugin("dsc")
+
+    @plugin.source
+    def api(datasource: Annotated[str, Param(pattern=r"^/api/")] = "/api/x") -> Iterator[dict]:
+        yield {"ds": datasource}
+
+    with InProcess(plugin) as symbols:
+        assert symbols.source("api", datasource="/api/v1").rows(1) == [{"ds": "/api/v1"}]
+        with pytest.raises(ConfigError, match=r"api: property 'datasource' expects str matching '\^/api/', "
+                                              r"got '../../etc/passwd'"):
+            symbols.source("api", datasource="../../etc/passwd")
+
+
+@pytest.mark.parametrize("annotation", [Annotated[str, Param(max_length=3)], Annotated[bytes, at.MaxLen(3)],
+                                        Annotated[List[dict], Param(max_length=1)],
+                                        List[Annotated[dict, Param(min_length=1)]]])
+def test_constraints_on_a_sinks_data_are_a_definition_error(annotation):
+    plugin = Plugin("datac")
+
+    def out(data: Any) -> None:
+        pass
+
+    out.__annotations__["data"] = annotation
+    plugin.sink(out)
+    with pytest.raises(DefinitionError, match="constraints on a sink's data are not checked"):
+        plugin.model()
 
 
 def _positive(x: Any) -> bool:

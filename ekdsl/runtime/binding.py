@@ -63,8 +63,12 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         ds = config.get("datasource") or control.data_source or config.get("dataSource") or ""
         if not ds and sym.datasource is not None and sym.datasource.default is not MISSING:
             ds = sym.datasource.default
+        if sym.datasource is not None and ds != "":
+            ds = coerce(ds, sym.datasource.type, symbol=sym.name, name=sym.datasource.name)
         kwargs[sym.datasource_param] = ds
     secrets = [kwargs.get(p.pyname) for p in sym.params if p.type.secret]
+    if sym.datasource_param is not None and sym.datasource is not None and sym.datasource.type.secret:
+        secrets.append(kwargs[sym.datasource_param])
     if secrets:
         register(secrets)
     known = _KNOWN_LOWER.get(sym.kind, frozenset())  # eKuiper matches them in any case
