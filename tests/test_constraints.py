@@ -4,11 +4,12 @@ instead of yield, unannotated parameters, and secret properties."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import subprocess
 import sys
 import textwrap
-from typing import Annotated, Any, Dict, Iterator, List, Optional
+from typing import Annotated, Any, Dict, Iterator, List, Optional, TypedDict
 
 import annotated_types as at
 import pytest
@@ -20,7 +21,7 @@ from ekdsl.constraints import Constraints
 from ekdsl.errors import ProtocolError
 from ekdsl.host import Emulator, InProcess
 from ekdsl.metadata import source_json, source_yaml
-from ekdsl.secrets import MASK
+from ekdsl.secrets import MASK, RedactFilter, register
 
 from .conftest import ROOT
 from .plugins import limits
@@ -311,6 +312,37 @@ def test_a_secret_is_never_shown_in_errors_acks_or_log_lines(caplog):
         assert ack == f"ValueError: refused key {MASK}"
     assert f"with token {MASK}" in caplog.text and f"sending with {MASK}" in caplog.text
     assert SECRET not in caplog.text
+
+
+class _Auth(TypedDict):
+    user: str
+    password: Annotated[str, Param(secret=True)]
+
+
+def test_secrets_inside_lists_and_objects_are_redacted(caplog):
+    plugin = Plugin("nested")
+
+    @plugin.sink
+    def push(ctx: Context, data: dict, keys: Annotated[List[str], Param(secret=True)], auth: _Auth) -> None:
+        ctx.logger.warning("sending with %s as %s", keys[0], auth["user"])
+        raise ValueError(f"refused key {keys[1]} / {auth['password']}")
+
+    with InProcess(plugin) as symbols:
+        snk = symbols.sink("push", {"requireAck": True, "keys": ["alpha-secret-1", "beta-secret-2"],
+                                    "auth": {"user": "operator", "password": "hunter22xx"}})
+        assert snk.send([{"a": 1}]) == f"ValueError: refused key {MASK} / {MASK}"
+    assert f"sending with {MASK} as operator" in caplog.text
+    assert not any(s in caplog.text for s in ("alpha-secret-1", "beta-secret-2", "hunter22xx"))
+
+
+def test_a_bad_log_call_is_reported_by_logging_not_raised_at_the_caller(capsys):
+    """With a secret registered, the filter formats each record: a bad one is left to the handler's handleError."""
+    register(["abcd-1234-xyz"])
+    logger = logging.Logger("badlog")
+    logger.addHandler(logging.StreamHandler(io.StringIO()))
+    logger.addFilter(RedactFilter())
+    logger.warning("count %d", "n/a")  # raised TypeError here
+    assert "--- Logging error ---" in capsys.readouterr().err
 
 
 def test_a_secret_stays_out_of_the_generated_files_and_a_default_is_refused():

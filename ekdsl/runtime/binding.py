@@ -12,7 +12,7 @@ from ..kinds import Kind
 from ..model import MISSING, FieldModel, SymbolModel
 from ..protocol import Control, require_ack
 from ..reserved import SINK_PROPERTIES, SOURCE_PROPERTIES
-from ..secrets import register
+from ..secrets import anywhere, leaves, register
 from ..types import coerce
 
 __all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
@@ -66,11 +66,8 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         if sym.datasource is not None and ds != "":
             ds = coerce(ds, sym.datasource.type, symbol=sym.name, name=sym.datasource.name)
         kwargs[sym.datasource_param] = ds
-    secrets = [kwargs.get(p.pyname) for p in sym.params if p.type.secret]
-    if sym.datasource_param is not None and sym.datasource is not None and sym.datasource.type.secret:
-        secrets.append(kwargs[sym.datasource_param])
-    if secrets:
-        register(secrets)
+    register(v for p in (*sym.params, sym.datasource) if p is not None and anywhere(p.type)
+             for v in leaves(kwargs.get(p.pyname), p.type))
     known = _KNOWN_LOWER.get(sym.kind, frozenset())  # eKuiper matches them in any case
     unknown = sorted(str(k) for k in config if k not in used and str(k).lower() not in known and k != "dataSource")
     if unknown:
