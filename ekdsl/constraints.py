@@ -177,6 +177,13 @@ def _fits(cons: Constraints, kind: str) -> None:
         if bad:
             raise Unfit(f"{bad[0]}={bounds[bad[0]]!r} cannot bound a {kind}: give a "
                         f"{'number' if kind in _NUMBERS else 'datetime'}")
+        naive = [k for k, v in bounds.items() if isinstance(v, _dt.datetime) and v.utcoffset() is None]
+        if naive:  # eKuiper's times carry a zone (RFC 3339, epoch milliseconds): a naive one cannot be compared
+            raise Unfit(f"{naive[0]}={bounds[naive[0]]!r} has no time zone, and the times eKuiper sends have one: "
+                        "give it tzinfo=datetime.timezone.utc (or the zone you mean)")
+        step = bounds.get("multiple_of")
+        if step is not None and not step > 0:
+            raise Unfit(f"multiple_of={step!r} is not a step: give a number > 0")
     for attr in ("min_length", "max_length"):
         value = getattr(cons, attr)
         if value is None:

@@ -114,10 +114,18 @@ _ROWS = TypeInfo("list", item=TypeInfo("row", pytype=Row, display="Row"), displa
 def data_type_info(tp: Any) -> TypeInfo:
     """:func:`type_info` for a sink's data parameter, which may also be ``list[Row]``: the message's rows with
     their meta."""
-    tp = strip(tp)
-    if typing.get_origin(tp) in _LIST_ORIGINS and [strip(a) for a in typing.get_args(tp)] == [Row]:
+    bare = strip(tp)
+    if typing.get_origin(bare) in _LIST_ORIGINS and [strip(a) for a in typing.get_args(bare)] == [Row]:
         return _ROWS
-    return type_info(tp)
+    if _constrained(type_info(tp)):
+        raise Unsupported("constraints on a sink's data are not checked (the data is what the rule sends): check "
+                          "the rows in the function, or put the constraints on properties")
+    return type_info(bare)
+
+
+def _constrained(t: Optional[TypeInfo]) -> bool:
+    return t is not None and (t.constraints is not None or _constrained(t.item)
+                              or any(_constrained(f.type) for f in t.fields))
 
 
 def _literal(tp: Any) -> TypeInfo:

@@ -69,7 +69,8 @@ class Invoker:
     def __init__(self, sym: SymbolModel) -> None:
         self.sym = sym
         self.arity = self._arity = sym.arity
-        self._plain = all(p.type.kind == "any" and p.default is MISSING for p in sym.params)
+        self._plain = all(p.type.kind == "any" and p.default is MISSING and p.type.constraints is None
+                          for p in sym.params)
         fixed = [p for p in sym.params if not p.variadic]
         # per count of arguments given: how many left-out trailing Optional arguments are passed as None
         self._pads = tuple(max((i + 1 for i, p in enumerate(fixed[n:]) if p.default is MISSING), default=0)
@@ -110,7 +111,7 @@ class Invoker:
         checks = []
         for i, p in enumerate(self.sym.params[:n]):
             t = p.type
-            if t.kind == "any" and p.default is MISSING:
+            if t.kind == "any" and p.default is MISSING and t.constraints is None:
                 continue  # anything, None included, is passed as is
             cls = _UNCHANGED.get(t.kind)
             if (cls is None or t.constraints is not None or (t.item is not None and t.item.kind != "any")

@@ -9,16 +9,40 @@ text, where they would mask ordinary words.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from typing import Any, FrozenSet, Iterable
+from typing import Any, FrozenSet, Iterable, Iterator
 
-__all__ = ["MASK", "MIN_LENGTH", "RedactFilter", "redact", "register"]
+__all__ = ["MASK", "MIN_LENGTH", "RedactFilter", "anywhere", "leaves", "redact", "register"]
 
 MASK = "***"
 MIN_LENGTH = 4
 _lock = threading.Lock()
 _values: FrozenSet[str] = frozenset()  # replaced whole on change: readers need no lock
+
+
+def leaves(value: Any, t: Any, hidden: bool = False) -> Iterator[Any]:
+    """The scalar values inside ``value`` (coerced to the :class:`~ekdsl.model.TypeInfo` ``t``) that are secret:
+    all of it under a secret type, else the secret items, dict values and object fields at any depth."""
+    hidden = hidden or bool(t is not None and t.secret)
+    if value is None:
+        return
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            yield from leaves(v, t.item if t is not None else None, hidden)
+    elif isinstance(value, dict) or dataclasses.is_dataclass(value):
+        fields = {f.pyname: f.type for f in t.fields} if t is not None and t.fields else {}
+        items = value.items() if isinstance(value, dict) else vars(value).items()
+        for k, v in items:
+            yield from leaves(v, fields.get(k, t.item if t is not None and not fields else None), hidden)
+    elif hidden:
+        yield value
+
+
+def anywhere(t: Any) -> bool:
+    """Whether the :class:`~ekdsl.model.TypeInfo` ``t`` marks anything secret, at any depth."""
+    return t is not None and (t.secret or anywhere(t.item) or any(anywhere(f.type) for f in t.fields))
 
 
 def register(values: Iterable[Any]) -> None:
@@ -47,7 +71,10 @@ class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not _values:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format or arguments: the handler reports it as logging always does
+            return True
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None

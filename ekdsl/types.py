@@ -266,7 +266,7 @@ def parse_datetime(text: str) -> Optional[_dt.datetime]:
 def _c_list(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
     if not isinstance(value, (list, tuple)):
         raise _Mismatch(path, t, value)
-    if t.item is None or t.item.kind == "any":
+    if t.item is None or (t.item.kind == "any" and t.item.constraints is None):
         return value if type(value) is list else list(value)
     return [_coerce(v, t.item, f"{path}[{i}]", b64) for i, v in enumerate(value)]
 
@@ -274,7 +274,7 @@ def _c_list(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
 def _c_dict(value: Any, t: TypeInfo, path: str, b64: bool) -> Any:
     if not isinstance(value, Mapping):
         raise _Mismatch(path, t, value)
-    if t.item is None or t.item.kind == "any":
+    if t.item is None or (t.item.kind == "any" and t.item.constraints is None):
         return dict(value)
     return {k: _coerce(v, t.item, f"{path}.{k}", b64) for k, v in value.items()}
 

@@ -214,3 +214,15 @@ def redis_server(tmp_path: Path) -> Iterator[Any]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="module")
+def pysam_zip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The bundled pysam example exported as a zip."""
+    from ekdsl import load_target
+    from ekdsl.package import export
+
+    result = export(load_target(str(PYSAM)).model(),
+                    str(tmp_path_factory.mktemp("dist")), make_zip=True)
+    assert result.zip_path
+    return result.zip_path

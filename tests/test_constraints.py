@@ -3,11 +3,13 @@ instead of yield, unannotated parameters, and secret properties."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import logging
 import subprocess
 import sys
 import textwrap
-from typing import Annotated, Any, Dict, Iterator, Optional
+from typing import Annotated, Any, Dict, Iterator, List, Optional, TypedDict
 
 import annotated_types as at
 import pytest
@@ -19,7 +21,7 @@ from ekdsl.constraints import Constraints
 from ekdsl.errors import ProtocolError
 from ekdsl.host import Emulator, InProcess
 from ekdsl.metadata import source_json, source_yaml
-from ekdsl.secrets import MASK
+from ekdsl.secrets import MASK, RedactFilter, register
 
 from .conftest import ROOT
 from .plugins import limits
@@ -73,6 +75,69 @@ def test_the_plugin_process_refuses_the_start_as_eKuiper_would_show_it(tmp_path)
         emu.close()
 
 
+def test_a_sources_datasource_is_checked_like_a_property():
+    plugin = Plugin("dsc")
+
+    @plugin.source
+    def api(datasource: Annotated[str, Param(pattern=r"^/api/")] = "/api/x") -> Iterator[dict]:
+        yield {"ds": datasource}
+
+    with InProcess(plugin) as symbols:
+        assert symbols.source("api", datasource="/api/v1").rows(1) == [{"ds": "/api/v1"}]
+        with pytest.raises(ConfigError, match=r"api: property 'datasource' expects str matching '\^/api/', "
+                                              r"got '../../etc/passwd'"):
+            symbols.source("api", datasource="../../etc/passwd")
+
+
+@pytest.mark.parametrize("annotation", [Annotated[str, Param(max_length=3)], Annotated[bytes, at.MaxLen(3)],
+                                        Annotated[List[dict], Param(max_length=1)],
+                                        List[Annotated[dict, Param(min_length=1)]]])
+def test_constraints_on_a_sinks_data_are_a_definition_error(annotation):
+    plugin = Plugin("datac")
+
+    def out(data: Any) -> None:
+        pass
+
+    out.__annotations__["data"] = annotation
+    plugin.sink(out)
+    with pytest.raises(DefinitionError, match="constraints on a sink's data are not checked"):
+        plugin.model()
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, (int, float)) and x > 0
+
+
+def test_constraints_on_any_values_are_checked():
+    """A Predicate on an Any argument or on the Any items of a list or dict, at each call and at start."""
+    plugin = Plugin("anyc")
+
+    @plugin.function
+    def anyp(x: Annotated[Any, at.Predicate(_positive)]) -> Any:
+        return x
+
+    @plugin.function
+    def inlist(xs: list[Annotated[Any, at.Predicate(_positive)]],
+               d: dict[str, Annotated[Any, at.Predicate(_positive)]]) -> int:
+        return len(xs) + len(d)
+
+    @plugin.sink
+    def out(data: dict, xs: list[Annotated[Any, at.Predicate(_positive)]] = [1]) -> None:  # noqa: B006
+        pass
+
+    with InProcess(plugin) as symbols:
+        assert symbols.function("anyp").exec(1) == (True, 1)
+        assert symbols.function("anyp").exec(-1) == (False, "anyp: argument 'x' expects any for which _positive is "
+                                                           "true, got -1")
+        assert symbols.function("inlist").exec([1, 2], {"a": 1}) == (True, 3)
+        ok, text = symbols.function("inlist").exec([1, -2], {"a": 1})
+        assert not ok and "argument 'xs[1]'" in text
+        ok, text = symbols.function("inlist").exec([1], {"a": 0})
+        assert not ok and "argument 'd.a'" in text
+        with pytest.raises(ConfigError, match=r"property 'xs\[0\]'"):
+            symbols.sink("out", {"xs": [-1]})
+
+
 @pytest.mark.parametrize(("annotation", "message"), [
     (Annotated[str, Param(gt=0)], "parameter 'x': gt applies to numbers (gt, ge, lt and le to datetimes too), not a "
                                   "str: remove it or change the type"),
@@ -86,6 +151,11 @@ def test_the_plugin_process_refuses_the_start_as_eKuiper_would_show_it(tmp_path)
     (Annotated[int, Param(min_length=1)], "parameter 'x': min_length applies to str, bytes, lists and dicts, not a "
                                           "int"),
     (Annotated[str, Param(min_length=-1)], "parameter 'x': min_length=-1 is not a length: give an int >= 0"),
+    (Annotated[int, Param(multiple_of=0)], "parameter 'x': multiple_of=0 is not a step: give a number > 0"),
+    (Annotated[float, at.MultipleOf(-0.5)], "parameter 'x': multiple_of=-0.5 is not a step: give a number > 0"),
+    (Annotated[dt.datetime, Param(gt=dt.datetime(2020, 1, 1))],
+     "parameter 'x': gt=datetime.datetime(2020, 1, 1, 0, 0) has no time zone, and the times eKuiper sends have one: "
+     "give it tzinfo=datetime.timezone.utc"),
 ])
 def test_a_constraint_that_cannot_apply_is_a_definition_error(annotation, message):
     plugin = Plugin("unfit")
@@ -242,6 +312,37 @@ def test_a_secret_is_never_shown_in_errors_acks_or_log_lines(caplog):
         assert ack == f"ValueError: refused key {MASK}"
     assert f"with token {MASK}" in caplog.text and f"sending with {MASK}" in caplog.text
     assert SECRET not in caplog.text
+
+
+class _Auth(TypedDict):
+    user: str
+    password: Annotated[str, Param(secret=True)]
+
+
+def test_secrets_inside_lists_and_objects_are_redacted(caplog):
+    plugin = Plugin("nested")
+
+    @plugin.sink
+    def push(ctx: Context, data: dict, keys: Annotated[List[str], Param(secret=True)], auth: _Auth) -> None:
+        ctx.logger.warning("sending with %s as %s", keys[0], auth["user"])
+        raise ValueError(f"refused key {keys[1]} / {auth['password']}")
+
+    with InProcess(plugin) as symbols:
+        snk = symbols.sink("push", {"requireAck": True, "keys": ["alpha-secret-1", "beta-secret-2"],
+                                    "auth": {"user": "operator", "password": "hunter22xx"}})
+        assert snk.send([{"a": 1}]) == f"ValueError: refused key {MASK} / {MASK}"
+    assert f"sending with {MASK} as operator" in caplog.text
+    assert not any(s in caplog.text for s in ("alpha-secret-1", "beta-secret-2", "hunter22xx"))
+
+
+def test_a_bad_log_call_is_reported_by_logging_not_raised_at_the_caller(capsys):
+    """With a secret registered, the filter formats each record: a bad one is left to the handler's handleError."""
+    register(["abcd-1234-xyz"])
+    logger = logging.Logger("badlog")
+    logger.addHandler(logging.StreamHandler(io.StringIO()))
+    logger.addFilter(RedactFilter())
+    logger.warning("count %d", "n/a")  # raised TypeError here
+    assert "--- Logging error ---" in capsys.readouterr().err
 
 
 def test_a_secret_stays_out_of_the_generated_files_and_a_default_is_refused():

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ekdsl import DeployError, load_target
+from ekdsl import DeployError
 from ekdsl.cli import main
 from ekdsl.deploy import provision
 from ekdsl.deploy.rest import Client
-from ekdsl.package import export
 
-from .conftest import PYSAM
 from .fake_ekuiper import FakeEkuiper
 
 PROVISION = """\
@@ -30,14 +28,6 @@ rules:
     actions:
       - print: {}
 """
-
-
-@pytest.fixture(scope="module")
-def pysam_zip(tmp_path_factory: pytest.TempPathFactory) -> str:
-    out = tmp_path_factory.mktemp("dist")
-    result = export(load_target(str(PYSAM)).model(), str(out), make_zip=True)
-    assert result.zip_path
-    return result.zip_path
 
 
 @pytest.fixture

@@ -185,3 +185,22 @@ def test_credentials_from_the_environment(capsys, monkeypatch):
         monkeypatch.delenv("EKUIPER_USER")
         assert deploy(capsys, "list", "--server", url)[0] == 0
         assert server.seen[-1].headers["Authorization"] == TOKEN
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"<html>oops</html>", "the answer is not JSON ('<html>oops</html>'...): is --server eKuiper's REST API"),
+    (b'[{"name": "other", "functions": 5, "sources": "pyjson"}, 7, "x"]', None),  # odd shapes: nothing taken
+    (b'{"plugins": []}', None),
+])
+def test_install_reads_an_odd_plugin_list_without_a_traceback(capsys, pysam_zip, body, expected):
+    def answer(request: Seen) -> Answer:
+        return (200, {}, body) if request.method == "GET" else (201, {}, b'"created"')
+
+    with Recorder(answer) as server:
+        code, _, err = deploy(capsys, "install", pysam_zip, "--server", f"http://127.0.0.1:{server.port}")
+    assert "Traceback" not in err
+    if expected is None:
+        assert code == 0, err
+    else:
+        assert code == 1 and expected in err and err.count("\n") == 1
+        assert [s.method for s in server.seen] == ["GET"]  # nothing installed

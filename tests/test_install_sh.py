@@ -10,8 +10,10 @@ import platform
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -238,3 +240,32 @@ def test_dev_shows_the_requirements_install_as_it_goes(tmp_path, links):
     assert pip[-1].startswith("  | install.sh: plugin 'devreq': requirements installed into ")
     assert all(line.startswith("  | ") for line in pip)
     assert out[done + 1].startswith("devreq 1.0.0 (python): handshake in ")
+
+
+def test_a_script_past_its_timeout_ends_with_everything_it_started(tmp_path):
+    """The script and what it started (pip, in a real one) are killed at the timeout, not left writing the venv;
+    a failing display does not stop the pipes from draining."""
+    marker = tmp_path / "child.pid"
+    (tmp_path / "install.sh").write_text(f"sleep 300 &\necho $! > {marker}\necho started\nwait\n")
+    shown: List[str] = []
+
+    def echo(line: str) -> None:
+        shown.append(line)
+        raise OSError("display gone")
+
+    with pytest.raises(PackagingError, match="fail to install plugin: err:Command"):
+        run_install_script(str(tmp_path), timeout=1.0, echo=echo)
+    assert shown == ["started"]
+    child = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -112,11 +112,14 @@ class Deployer:
             return
         installed = resp.json()
         for kind in Kind:
-            mine = {str(s).lower(): str(s) for s in symbols.get(kind.folder) or []}
+            # eKuiper's tables key names exactly; SQL finds a function by its lower-case name
+            same = str.lower if kind is Kind.FUNCTION else str
+            mine = {same(str(s)): str(s) for s in symbols.get(kind.folder) or []}
             for other in installed if isinstance(installed, list) else []:
-                if not isinstance(other, dict) or other.get("name") == name:
+                names = other.get(kind.folder) if isinstance(other, dict) else None
+                if not isinstance(names, list) or other.get("name") == name:
                     continue
-                taken = [mine[str(s).lower()] for s in other.get(kind.folder) or [] if str(s).lower() in mine]
+                taken = [mine[same(str(s))] for s in names if same(str(s)) in mine]
                 if taken:
                     raise DeployError(
                         f"plugin '{other.get('name')}' on this server already provides the {kind} "

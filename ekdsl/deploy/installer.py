@@ -11,7 +11,9 @@ itself with that environment's interpreter, so plugins with conflicting requirem
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import threading
 from typing import IO, Callable, List, Mapping, Optional, Sequence
@@ -211,7 +213,7 @@ def run_install_script(plugin_dir: str, shell_paras: Sequence[str] = (), *,
     try:
         proc = subprocess.Popen(argv, cwd=plugin_dir, env=None if env is None else dict(env),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                errors="replace")
+                                errors="replace", start_new_session=True)  # its pip and children end with it
     except OSError as exc:
         raise PackagingError(f"fail to install plugin: err:{exc} stdout: stderr:", script) from None
     out: List[str] = []
@@ -223,9 +225,11 @@ def run_install_script(plugin_dir: str, shell_paras: Sequence[str] = (), *,
     try:
         code = proc.wait(timeout)
     except subprocess.TimeoutExpired as exc:
-        proc.kill()
-        proc.wait()
+        _end(proc)
         raise PackagingError(f"fail to install plugin: err:{exc} stdout: stderr:", script) from None
+    except BaseException:  # Ctrl-C: the script is in a session of its own, so it would go on
+        _end(proc)
+        raise
     finally:
         for reader in readers:
             reader.join(5)
@@ -235,6 +239,13 @@ def run_install_script(plugin_dir: str, shell_paras: Sequence[str] = (), *,
     return "".join(out)
 
 
+def _end(proc: subprocess.Popen[str]) -> None:
+    """Kill the script and every process it started."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _read_lines(pipe: Optional[IO[str]], lines: List[str], echo: Optional[Callable[[str], None]]) -> None:
     if pipe is None:
         return
@@ -242,4 +253,7 @@ def _read_lines(pipe: Optional[IO[str]], lines: List[str], echo: Optional[Callab
         for line in pipe:
             lines.append(line)
             if echo is not None:
-                echo(line.rstrip("\n"))
+                try:
+                    echo(line.rstrip("\n"))
+                except Exception:  # a failing display must not stop the pipe from draining
+                    echo = None

@@ -37,9 +37,17 @@ class Response(NamedTuple):
 
     status: int
     text: str
+    method: str = ""
+    url: str = ""
 
     def json(self) -> Any:
-        return json.loads(self.text) if self.text else None
+        """The body as JSON (``None`` when empty); :class:`DeployError` when it is not JSON."""
+        try:
+            return json.loads(self.text) if self.text else None
+        except ValueError:
+            start = " ".join(self.text.split())[:80]
+            raise DeployError(f"the answer is not JSON ({start!r}...): is --server eKuiper's REST API, and not a "
+                              "proxy's or another service's page?", method=self.method, url=self.url) from None
 
 
 def auth_header(token: str = "", user: str = "") -> Dict[str, str]:
@@ -188,7 +196,7 @@ class Client:
             raise DeployError(f"cannot reach eKuiper at {self.server} ({reason}): is it running, and is its REST "
                               "port right? (default 9081; choose with --server URL)", method=method,
                               url=url) from None
-        return Response(status, self.scrub(raw.decode("utf-8", "replace")))
+        return Response(status, self.scrub(raw.decode("utf-8", "replace")), method, url)
 
     @staticmethod
     def _encode(body: Any, upload: Optional[str]) -> Tuple[Optional[bytes], str]:

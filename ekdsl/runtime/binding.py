@@ -12,7 +12,7 @@ from ..kinds import Kind
 from ..model import MISSING, FieldModel, SymbolModel
 from ..protocol import Control, require_ack
 from ..reserved import SINK_PROPERTIES, SOURCE_PROPERTIES
-from ..secrets import register
+from ..secrets import anywhere, leaves, register
 from ..types import coerce
 
 __all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
@@ -63,10 +63,11 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         ds = config.get("datasource") or control.data_source or config.get("dataSource") or ""
         if not ds and sym.datasource is not None and sym.datasource.default is not MISSING:
             ds = sym.datasource.default
+        if sym.datasource is not None and ds != "":
+            ds = coerce(ds, sym.datasource.type, symbol=sym.name, name=sym.datasource.name)
         kwargs[sym.datasource_param] = ds
-    secrets = [kwargs.get(p.pyname) for p in sym.params if p.type.secret]
-    if secrets:
-        register(secrets)
+    register(v for p in (*sym.params, sym.datasource) if p is not None and anywhere(p.type)
+             for v in leaves(kwargs.get(p.pyname), p.type))
     known = _KNOWN_LOWER.get(sym.kind, frozenset())  # eKuiper matches them in any case
     unknown = sorted(str(k) for k in config if k not in used and str(k).lower() not in known and k != "dataSource")
     if unknown:
