@@ -20,7 +20,8 @@ RETRY_PAUSE = 0.1  # seconds before starting again after a transport error
 
 def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callable[[], bool],
                 idle: Callable[[], bool] = lambda: False, *, clock: Callable[[], float] = time.monotonic,
-                keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep) -> None:
+                keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep,
+                patient: bool = False) -> None:
     """Answer every message with ``handle(message)`` until ``stopped()``, the socket closes, or ``idle()``
     returns True. ``idle`` is asked whenever a receive or a send times out, so also while an answer cannot
     be delivered; ``sock`` needs send and receive timeouts for either check to run. A keepalive that is due
@@ -28,7 +29,9 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
     leaves the next unread until its next command, and more would only queue up (each costs that command a
     round trip) until the socket's buffer is full. With a socket that
     ``close()`` interrupts, plain exchanges take :func:`answer_lane`, and ``stopped()`` is asked when a
-    receive times out: a stop closes the socket."""
+    receive times out: a stop closes the socket. ``patient``: nothing but a message, the socket's close and
+    its end need to wake the loop (``idle()`` need not be asked now and then), so while a keepalive is unread
+    the lane waits for the next message without a timeout: eKuiper reads it only when it sends a command."""
     session = PluginSession(keepalive)
     session.start(clock())
     lane = sock.interruptible if isinstance(sock, Socket) else False
@@ -56,7 +59,7 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
                 sock.send(out)
                 session.sent(clock())
             elif lane:
-                if not answer_lane(session, sock, handle, stopped, idle, clock):
+                if not answer_lane(session, sock, handle, stopped, idle, clock, patient):
                     return
             else:
                 session.receive(sock.recv(), clock())
@@ -74,22 +77,36 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
 
 
 def answer_lane(session: PluginSession, sock: Socket, handle: Callable[[bytes], bytes],
-                stopped: Callable[[], bool], idle: Callable[[], bool], clock: Callable[[], float]) -> bool:
+                stopped: Callable[[], bool], idle: Callable[[], bool], clock: Callable[[], float],
+                patient: bool = False) -> bool:
     """Plain exchanges from WAITING, the session's rules without its event queue: each request is answered
     and the answer delivered; a receive timeout sends the keepalive when it is due. Returns False when
     ``stopped()`` or ``idle()`` says so; anything else unusual is raised with the session in the state it
-    was left in (an answer not delivered stays queued), for :func:`answer_loop` to take over."""
+    was left in (an answer not delivered stays queued), for :func:`answer_loop` to take over. ``patient``:
+    see :func:`answer_loop`."""
     receive, send, drained = sock.recv_or_none, sock.send, sock.drained
     answered, sent, due = session.answered, session.sent, session.keepalive_due
-    while True:
-        data: Optional[bytes] = receive()
-        if data is None:  # the receive timeout passed
-            if stopped() or idle():
-                return False
-            out = due(clock()) if drained() else None
-            if out is None:
-                continue
-        else:
-            out = answered(handle(data))
-        send(out)
-        sent(clock())
+    period = sock.recv_timeout
+    asleep = False  # waiting without a timeout while what was sent is unread
+    try:
+        while True:
+            data: Optional[bytes] = receive()
+            if data is None:  # the receive timeout passed
+                if stopped() or idle():
+                    return False
+                if not drained():
+                    if patient and period is not None:
+                        sock.recv_timeout, asleep = None, True
+                    continue
+                out = due(clock())
+                if out is None:
+                    continue
+            else:
+                if asleep:
+                    sock.recv_timeout, asleep = period, False
+                out = answered(handle(data))
+            send(out)
+            sent(clock())
+    finally:
+        if asleep:
+            sock.recv_timeout = period

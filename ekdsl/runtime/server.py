@@ -376,7 +376,7 @@ class PluginServer:
             return sock.lost or (ppid is not None and os.getppid() != ppid)
 
         try:
-            answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone)
+            answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone, patient=ppid is None)
         finally:
             if pidfd is not None:
                 os.close(pidfd)

@@ -43,7 +43,9 @@ def unread_bytes(fd: int) -> int:
             request = termios.TIOCOUTQ  # the same request on sockets
 
             def unread(fd: int) -> int:
-                return int(_OUTQ.unpack(fcntl.ioctl(fd, request, bytes(4)))[0])
+                out = bytearray(4)  # mutable: ioctl fills it (an immutable one is tried as such first, and
+                fcntl.ioctl(fd, request, out, True)  # refused with an error message built and dropped)
+                return int(_OUTQ.unpack(out)[0])
 
             _unread = unread
         except (ImportError, AttributeError):
