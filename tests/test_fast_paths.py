@@ -394,9 +394,11 @@ def test_keepalives_wait_until_the_peer_has_read_the_last(interruptible):
                        (1045.001, HANDSHAKE)]
 
 
-def test_a_patient_lane_waits_without_a_timeout_while_a_keepalive_is_unread():
+@pytest.mark.parametrize("unread_wait", [None, 60.0])
+def test_a_lane_waits_longer_while_a_keepalive_is_unread(unread_wait):
     """eKuiper reads a queued keepalive only when it sends a command, which wakes the receive: a channel whose
-    stop and end interrupt the receive sleeps till then instead of waking every 5 s; the wire is the same."""
+    stop and end interrupt the receive sleeps till then (None) or looks at its parent now and then (60 s),
+    instead of waking every 5 s; the wire is the same."""
     script = [("wait", 5.0)] * 4 + [b"cmd", ("wait", 5.0)]
     clock = Clock()
     sock = Scripted(clock, script, interruptible=True, holds_one=True)
@@ -409,8 +411,8 @@ def test_a_patient_lane_waits_without_a_timeout_while_a_keepalive_is_unread():
         return receive()
 
     sock.recv_or_none = recv_or_none  # type: ignore[method-assign]
-    answer_loop(sock, lambda m: b"ok:" + m, lambda: False, clock=clock, patient=True)
-    assert timeouts == [5.0, 5.0, 5.0, None, None, 5.0, 5.0]
+    answer_loop(sock, lambda m: b"ok:" + m, lambda: False, clock=clock, unread_wait=unread_wait)
+    assert timeouts == [5.0, 5.0, 5.0, unread_wait, unread_wait, 5.0, 5.0]
     assert sock.recv_timeout == 5.0
     assert sock.sent == _wire(script, interruptible=True, holds_one=True)
 

@@ -13,15 +13,16 @@ from ..errors import TransportError
 from ..session import KEEPALIVE, PluginSession, Request
 from ..transport import BadState, Closed, Socket, Timeout
 
-__all__ = ["KEEPALIVE", "answer_loop"]
+__all__ = ["KEEPALIVE", "SAME", "answer_loop"]
 
 RETRY_PAUSE = 0.1  # seconds before starting again after a transport error
+SAME = -1.0  # unread_wait: the socket's own receive timeout
 
 
 def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callable[[], bool],
                 idle: Callable[[], bool] = lambda: False, *, clock: Callable[[], float] = time.monotonic,
                 keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep,
-                patient: bool = False) -> None:
+                unread_wait: Optional[float] = SAME) -> None:
     """Answer every message with ``handle(message)`` until ``stopped()``, the socket closes, or ``idle()``
     returns True. ``idle`` is asked whenever a receive or a send times out, so also while an answer cannot
     be delivered; ``sock`` needs send and receive timeouts for either check to run. A keepalive that is due
@@ -29,9 +30,10 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
     leaves the next unread until its next command, and more would only queue up (each costs that command a
     round trip) until the socket's buffer is full. With a socket that
     ``close()`` interrupts, plain exchanges take :func:`answer_lane`, and ``stopped()`` is asked when a
-    receive times out: a stop closes the socket. ``patient``: nothing but a message, the socket's close and
-    its end need to wake the loop (``idle()`` need not be asked now and then), so while a keepalive is unread
-    the lane waits for the next message without a timeout: eKuiper reads it only when it sends a command."""
+    receive times out: a stop closes the socket. While a keepalive is unread, eKuiper reads it only when it
+    sends a command, which wakes the receive: then the lane waits ``unread_wait`` seconds (``None``: for the
+    next message, when the socket's close and end are all that must wake it; :data:`SAME`: the socket's
+    receive timeout) before it asks ``idle()`` again."""
     session = PluginSession(keepalive)
     session.start(clock())
     lane = sock.interruptible if isinstance(sock, Socket) else False
@@ -59,7 +61,7 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
                 sock.send(out)
                 session.sent(clock())
             elif lane:
-                if not answer_lane(session, sock, handle, stopped, idle, clock, patient):
+                if not answer_lane(session, sock, handle, stopped, idle, clock, unread_wait):
                     return
             else:
                 session.receive(sock.recv(), clock())
@@ -78,16 +80,16 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
 
 def answer_lane(session: PluginSession, sock: Socket, handle: Callable[[bytes], bytes],
                 stopped: Callable[[], bool], idle: Callable[[], bool], clock: Callable[[], float],
-                patient: bool = False) -> bool:
+                unread_wait: Optional[float] = SAME) -> bool:
     """Plain exchanges from WAITING, the session's rules without its event queue: each request is answered
     and the answer delivered; a receive timeout sends the keepalive when it is due. Returns False when
     ``stopped()`` or ``idle()`` says so; anything else unusual is raised with the session in the state it
-    was left in (an answer not delivered stays queued), for :func:`answer_loop` to take over. ``patient``:
+    was left in (an answer not delivered stays queued), for :func:`answer_loop` to take over. ``unread_wait``:
     see :func:`answer_loop`."""
     receive, send, drained = sock.recv_or_none, sock.send, sock.drained
     answered, sent, due = session.answered, session.sent, session.keepalive_due
     period = sock.recv_timeout
-    asleep = False  # waiting without a timeout while what was sent is unread
+    asleep = False  # waiting unread_wait while what was sent is unread
     try:
         while True:
             data: Optional[bytes] = receive()
@@ -95,8 +97,8 @@ def answer_lane(session: PluginSession, sock: Socket, handle: Callable[[bytes], 
                 if stopped() or idle():
                     return False
                 if not drained():
-                    if patient and period is not None:
-                        sock.recv_timeout, asleep = None, True
+                    if not asleep and unread_wait != SAME:
+                        sock.recv_timeout, asleep = unread_wait, True
                     continue
                 out = due(clock())
                 if out is None:

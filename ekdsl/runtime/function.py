@@ -204,4 +204,4 @@ class FunctionService:
             self.done.set()
 
     def _serve(self) -> None:
-        answer_loop(self.sock, self.handler.handle, self._stop.is_set, patient=True)  # a stop closes the socket
+        answer_loop(self.sock, self.handler.handle, self._stop.is_set, unread_wait=None)  # a stop closes the socket

@@ -41,6 +41,7 @@ from .source import SourceRunner
 __all__ = ["LOAD_WAIT", "RESTART_WINDOW", "START_BUDGET", "STOP_GRACE", "PluginServer", "StartError"]
 
 TICK = 1.0  # over pynng, the control loop looks at eKuiper's process and at shutdown requests this often
+PARENT_LOOK = 60.0  # without a pidfd, an idle control channel whose keepalive is unread looks at its parent this often
 START_BUDGET = 2.0  # seconds a start may spend converting properties (user code) before it is answered an error
 STOP_GRACE = 1.0  # seconds a stopping instance gets to finish; at shutdown, all of them together
 RESTART_WINDOW = 10.0  # a late stop of a rule's previous run is recognised for this long after its restart
@@ -376,7 +377,10 @@ class PluginServer:
             return sock.lost or (ppid is not None and os.getppid() != ppid)
 
         try:
-            answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone, patient=ppid is None)
+            # while a keepalive is unread nothing but a command comes: wait for it (its parent looked at now
+            # and then where no pidfd watches it; its control connection ends with eKuiper anyway)
+            answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone,
+                        unread_wait=None if ppid is None else PARENT_LOOK)
         finally:
             if pidfd is not None:
                 os.close(pidfd)
