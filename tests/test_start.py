@@ -12,6 +12,7 @@ from typing import List
 
 import pytest
 
+from ekdsl.host.channels import ControlChannel
 from ekdsl.package import main_script
 from ekdsl.plugin import load_target
 
@@ -19,6 +20,9 @@ from .conftest import ROOT, WEATHER
 
 OLD_PYTHONS = sorted(glob.glob("/root/.pyenv/versions/[23].[0-8].*/bin/python")) + [
     p for p in (f"/usr/bin/python3.{m}" for m in range(0, 9)) if os.path.exists(p)]
+# what a plugin process imports before its handshake must not include any of these
+AFTER_HANDSHAKE = ("ekdsl.codec", "ekdsl.protocol", "ekdsl.model", "ekdsl.session", "ekdsl.runtime.server",
+                   "ekdsl.plugin", "ekdsl.decorators", "ekdsl.introspect", "ekdsl.context")
 
 
 def _one_line_for_old_python(proc: subprocess.CompletedProcess, version: str) -> None:
@@ -78,3 +82,25 @@ def test_the_guard_comes_first_in_syntax_old_pythons_read(prelude):
                 isinstance(node, ast.ImportFrom) and node.module != "__future__"), ast.unparse(node)
             if isinstance(node, ast.FunctionDef):
                 assert node.returns is None and all(a.annotation is None for a in node.args.args)
+
+
+@pytest.mark.parametrize("transport", ["native", "pynng"])
+def test_the_handshake_goes_out_before_the_runtime_is_imported(sockdir, transport):
+    """``greet`` dials the control socket and sends the handshake having imported only the transport."""
+    channel = ControlChannel("greeter", sockdir)
+    code = ("import sys; from ekdsl.runtime import greet; sock = greet('greeter'); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('ekdsl'))))")
+    env = {**os.environ, "EKDSL_SOCKET_DIR": sockdir, "EKDSL_TRANSPORT": transport}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=ROOT)
+    try:
+        assert channel.handshake(30) == b"handshake"
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+        channel.sock.close()
+    assert proc.returncode == 0, err
+    imported = out.split()
+    assert "ekdsl.runtime" in imported and "ekdsl.transport" in imported
+    assert not set(imported) & set(AFTER_HANDSHAKE), imported

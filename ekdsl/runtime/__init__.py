@@ -1,24 +1,40 @@
-"""The plugin process eKuiper launches: ``main(target, argv, name)``."""
+"""The plugin process eKuiper launches: ``main(target, argv, name)``.
+
+Its start is the handshake: with the plugin's name, :func:`main` dials eKuiper's control socket and greets it
+having imported only the transport; the codec, the server and the user's module come afterwards.
+"""
 
 from __future__ import annotations
 
-import gc
-import json
-import logging
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from ..codec import SETTING_ERROR, json_backend
-from ..errors import EkdslError
-from ..model import PluginModel
-from .logs import setup_logging
-from .server import PluginServer, install_signal_handlers
+if TYPE_CHECKING:
+    import logging
+
+    from ..model import PluginModel
+    from ..transport import Socket
+    from .server import PluginServer
 
 __all__ = ["PluginServer", "main"]
 
+GREET_TIMEOUT = 1.0  # seconds the handshake may take to go out before the control loop tries again
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PluginServer":  # imported when asked for: main() greets eKuiper before it imports the server
+        from .server import PluginServer
+
+        return PluginServer
+    raise AttributeError(f"module 'ekdsl.runtime' has no attribute {name!r}")
+
 
 def _load(target: str, log: logging.Logger) -> PluginModel:
+    import gc
+
+    from ..codec import json_backend
     from ..plugin import load_target
+    from .logs import setup_logging
 
     model = load_target(target).model(docs=False)
     setup_logging(model.name)
@@ -26,6 +42,24 @@ def _load(target: str, log: logging.Logger) -> PluginModel:
     log.info("plugin %s %s serving %d symbols (JSON: %s)", model.name, model.version, len(model.symbols),
              json_backend())
     return model
+
+
+def greet(name: str) -> Optional[Socket]:
+    """Dial eKuiper's control socket for plugin ``name`` and send the handshake, having imported only the
+    transport. Raises :class:`~ekdsl.errors.TransportError` when there is no one to dial; ``None`` when the
+    handshake did not go out (the control loop then starts again from the dial)."""
+    from ..errors import TransportError
+    from ..transport import Timeout, open_socket
+    from ..wire import HANDSHAKE, control_url
+
+    sock = open_socket("req", control_url(name), attempts=51, interval=0.1, redial=False,
+                       send_timeout=GREET_TIMEOUT)
+    try:
+        sock.send(HANDSHAKE)
+    except (Timeout, TransportError):
+        sock.close()
+        return None
+    return sock
 
 
 def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] = None) -> int:
@@ -36,6 +70,21 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
     imports ``target`` afterwards: a slow import does not count against eKuiper's ``initTimeout``, and an
     import error is the answer to every start command instead of a failed install after 60 s.
     """
+    from ..errors import EkdslError, TransportError
+
+    greeted: Optional[Socket] = None
+    unreachable: Optional[TransportError] = None
+    if name:
+        try:
+            greeted = greet(name)
+        except TransportError as exc:
+            unreachable = exc
+    import json
+
+    from ..codec import SETTING_ERROR, json_backend
+    from .logs import setup_logging
+    from .server import PluginServer, install_signal_handlers
+
     log = setup_logging(name or target.partition(":")[0].rsplit(".", 1)[-1])
     args = list(argv or [])
     if args:
@@ -48,8 +97,10 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
     try:
         if name:
             server = PluginServer(None, log, name=name)
+            if unreachable is not None:
+                return server.unreachable(unreachable)
             install_signal_handlers(server)
-            return server.serve(load=lambda: _load(target, log))
+            return server.serve(load=lambda: _load(target, log), sock=greeted)
         try:
             model = _load(target, log)
         except EkdslError as exc:

@@ -20,17 +20,18 @@ RETRY_PAUSE = 0.1  # seconds before starting again after a transport error
 
 def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callable[[], bool],
                 idle: Callable[[], bool] = lambda: False, *, clock: Callable[[], float] = time.monotonic,
-                keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep) -> None:
+                keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep,
+                greeted: bool = False) -> None:
     """Answer every message with ``handle(message)`` until ``stopped()``, the socket closes, or ``idle()``
     returns True. ``idle`` is asked whenever a receive or a send times out, so also while an answer cannot
     be delivered; ``sock`` needs send and receive timeouts for either check to run. A keepalive that is due
     goes only once eKuiper has read what went before (``sock.drained()``): while idle, eKuiper takes one and
     leaves the next unread until its next command, and more would only queue up (each costs that command a
-    round trip) until the socket's buffer is full. With a socket that
-    ``close()`` interrupts, plain exchanges take :func:`answer_lane`, and ``stopped()`` is asked when a
-    receive times out: a stop closes the socket."""
+    round trip) until the socket's buffer is full. With a socket that ``close()`` interrupts, plain exchanges
+    take :func:`answer_lane`, and ``stopped()`` is asked when a receive times out: a stop closes the socket.
+    ``greeted``: the handshake went out already (the first thing to do is to receive)."""
     session = PluginSession(keepalive)
-    session.start(clock())
+    session.start(clock(), greeted=greeted)
     lane = sock.interruptible if isinstance(sock, Socket) else False
 
     def broken(exc: Exception) -> bool:
