@@ -7,7 +7,7 @@ having imported only the transport; the codec, the server and the user's module 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 if TYPE_CHECKING:
     import logging
@@ -62,6 +62,19 @@ def greet(name: str) -> Optional[Socket]:
     return sock
 
 
+def hold_signals() -> List[int]:
+    """Until the server can take them, SIGTERM and SIGINT are noted in the list returned: a stop that comes
+    during start-up (after the handshake, while the runtime is imported) ends the plugin as one later does."""
+    import signal
+    import threading
+
+    held: List[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: held.append(signum))
+    return held
+
+
 def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] = None) -> int:
     """Serve the plugin ``target`` to eKuiper until stopped; return the exit code.
 
@@ -72,6 +85,7 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
     """
     from ..errors import EkdslError, TransportError
 
+    held = hold_signals() if name else []
     greeted: Optional[Socket] = None
     unreachable: Optional[TransportError] = None
     if name:
@@ -79,27 +93,17 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
             greeted = greet(name)
         except TransportError as exc:
             unreachable = exc
-    import json
-
-    from ..codec import SETTING_ERROR, json_backend
-    from .logs import setup_logging
     from .server import PluginServer, install_signal_handlers
 
-    log = setup_logging(name or target.partition(":")[0].rsplit(".", 1)[-1])
-    args = list(argv or [])
-    if args:
-        try:
-            log.debug("launched with %s", json.loads(args[0]))
-        except ValueError:
-            log.warning("ignoring an argument that is not JSON: %r", args[0][:200])
-    if SETTING_ERROR is not None:  # a wrong environment variable must not keep the plugin from serving
-        log.warning("%s; using %s", SETTING_ERROR, json_backend())
+    log = _start_log(name or target.partition(":")[0].rsplit(".", 1)[-1], argv)
     try:
         if name:
             server = PluginServer(None, log, name=name)
             if unreachable is not None:
                 return server.unreachable(unreachable)
             install_signal_handlers(server)
+            if held:
+                server.request_shutdown()
             return server.serve(load=lambda: _load(target, log), sock=greeted)
         try:
             model = _load(target, log)
@@ -111,6 +115,25 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
         return server.serve()
     finally:
         _close_state()
+
+
+def _start_log(plugin: str, argv: Optional[Sequence[str]]) -> logging.Logger:
+    """Logging set up; eKuiper's argument and a wrong JSON setting logged."""
+    import json
+
+    from ..codec import SETTING_ERROR, json_backend
+    from .logs import setup_logging
+
+    log = setup_logging(plugin)
+    args = list(argv or [])
+    if args:
+        try:
+            log.debug("launched with %s", json.loads(args[0]))
+        except ValueError:
+            log.warning("ignoring an argument that is not JSON: %r", args[0][:200])
+    if SETTING_ERROR is not None:  # a wrong environment variable must not keep the plugin from serving
+        log.warning("%s; using %s", SETTING_ERROR, json_backend())
+    return log
 
 
 def _close_state() -> None:
