@@ -16,7 +16,7 @@ import re
 import sys
 import zipfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from .deploy.bundle import MANIFEST, Bundle
 from .deploy.installer import INSTALL_SH, WHEELS_DIR, install_sh, main_prelude
@@ -27,6 +27,7 @@ from .errors import PackagingError, UsageError
 from .metadata import EXECUTABLE, metadata_files
 from .model import PluginModel
 from .outfiles import replace_tree, write_file
+from .vendor import imported_modules, module_sources, runtime_modules
 from .wheels import Wheel, read_wheel
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ DIR_MODE = 0o755
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 LIB_DIR = "lib"  # where the plugin's own files go when the executable takes its module's name
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".git"}
-_VENDOR_SKIP = {"host", "deploy"}
 
 _EXE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # matched whole
 # What the generated script imports from its own folder; an executable with one of these stems would shadow it.
@@ -155,11 +155,18 @@ def _user_files(model: PluginModel) -> Files:
     return files
 
 
-def _vendored() -> Files:
+def _vendored(user: Files) -> Files:
+    """ekdsl's modules that the plugin process can import (:mod:`ekdsl.vendor`: those of the runtime, and any
+    the plugin's own files import), and typing_extensions."""
     import typing_extensions
 
     here = os.path.dirname(os.path.abspath(__file__))
-    files = _tree(here, "ekdsl", frozenset(_VENDOR_SKIP))
+    sources = module_sources(here)
+    wanted: Set[str] = set()
+    for path, (data, _mode) in user.items():
+        if path.endswith(".py"):
+            wanted |= imported_modules(data)
+    files = {f"ekdsl/{rel}": (sources[rel], FILE_MODE) for rel in runtime_modules(sources, wanted)}
     te = os.path.abspath(typing_extensions.__file__)
     with open(te, "rb") as fh:
         files["typing_extensions.py"] = (fh.read(), FILE_MODE)
@@ -195,9 +202,9 @@ def package_files(model: PluginModel, *, vendor: bool = True, wheels: Wheels = (
     """
     check_executable(executable)
     files: Files = {}
-    if vendor:
-        files.update(_vendored())
     user = _user_files(model)
+    if vendor:
+        files.update(_vendored(user))
     lib = ""
     if executable != EXECUTABLE and executable == model.module.split(".")[0] + ".py":
         # A chosen name that would shadow the plugin's own module: the plugin's files move to a folder searched
