@@ -2,9 +2,10 @@
 
 The runtime, the public names of ``ekdsl`` and every ekdsl module they import (at module level or inside a
 function, or name as a ``"module:attr"`` string), found by reading the import statements of ekdsl's
-sources; and the same for each ekdsl module the plugin's own files import. The command line, export, lint,
-services, the host emulator and the deploy tools stay out: eKuiper unpacks every file of the zip at install,
-and fewer files install faster.
+sources; and the same for each ekdsl module the plugin's own files import outside ``if __name__ ==
+"__main__":``. The command line, export, lint and services stay out unless imported so; the host emulator
+and the deploy tools always do. eKuiper unpacks every file of the zip at install, and fewer files install
+faster.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from . import _HOME
 __all__ = ["ROOTS", "imported_modules", "module_sources", "runtime_modules"]
 
 PACKAGE = "ekdsl"
+NEVER = frozenset({"host", "deploy"})  # the emulator and the deploy tools: for the developer's machine only
 # What a plugin process imports by name: main.py's entry, and the modules behind `from ekdsl import X`.
 ROOTS = ("ekdsl", "ekdsl.runtime", *sorted({f"ekdsl.{module}" for module in _HOME.values()}))
 
@@ -28,9 +30,26 @@ def _module_name(rel: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _is_main_block(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":``, which never runs in the plugin process."""
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
+
+
+def _walk(tree: ast.AST) -> Iterator[ast.AST]:
+    """``ast.walk`` without what is under ``if __name__ == "__main__":``."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(child for child in ast.iter_child_nodes(node) if not _is_main_block(child))
+
+
 def _targets(tree: ast.AST, package: str) -> Iterator[str]:
     """Every ekdsl module ``tree`` imports or names as ``"ekdsl.x:attr"``; ``package``: the one it lives in."""
-    for node in ast.walk(tree):
+    for node in _walk(tree):
         if isinstance(node, ast.Import):
             yield from (a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -62,7 +81,8 @@ def imported_modules(source: Union[str, bytes], package: str = "") -> Set[str]:
 def runtime_modules(sources: Dict[str, bytes], extra_roots: Iterable[str] = ()) -> Set[str]:
     """Of ekdsl's ``sources`` (path relative to the package, ``/``-separated → contents), the paths whose modules
     the plugin process can import: the closure of :data:`ROOTS` and ``extra_roots``."""
-    by_module = {_module_name(rel): rel for rel in sources if rel.endswith(".py")}
+    by_module = {_module_name(rel): rel for rel in sources
+                 if rel.endswith(".py") and rel.split("/")[0] not in NEVER}
     seen: Set[str] = set()
     todo = [m for m in (*ROOTS, *extra_roots) if m in by_module]
     while todo:

@@ -85,3 +85,25 @@ def test_an_ekdsl_module_the_plugin_imports_is_carried_with_what_it_needs(make_m
     carried = _carried(package_files(load_target(str(path)).model()))
     assert "ekdsl/lint.py" in carried
     assert "ekdsl/cli.py" not in carried
+
+
+def test_imports_under_main_and_the_development_tools_are_not_carried(make_module):
+    """What a module imports to try itself out (``if __name__ == "__main__":``) never runs in the plugin process,
+    and the emulator and deploy tools are never carried (the emulator would take the package for one of the
+    official SDK's: its sources mention that SDK's imports)."""
+    path = make_module("""
+        from ekdsl import Plugin
+        import ekdsl.deploy.rest
+
+        plugin = Plugin("tried")
+
+        @plugin.function
+        def f(x: int) -> int:
+            return x
+
+        if __name__ == "__main__":
+            from ekdsl.host import InProcess
+            from ekdsl.lint import json_kind
+    """)
+    carried = _carried(package_files(load_target(str(path)).model()))
+    assert not [p for p in carried if p.startswith(("ekdsl/host/", "ekdsl/deploy/")) or p == "ekdsl/lint.py"]
