@@ -8,11 +8,13 @@ socket and send the handshake before it imports the codec and the rest of the ru
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Optional
 
 from .errors import TransportError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
 if TYPE_CHECKING:
+    from typing import Optional
+
     from .protocol import Meta
 
 __all__ = ["HANDSHAKE", "MAX_IPC_PATH", "SOCKET_DIR_ENV", "ack_url", "control_url", "data_url", "func_url",

@@ -7,10 +7,11 @@ having imported only the transport; the codec, the server and the user's module 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
 if TYPE_CHECKING:
     import logging
+    from typing import Any, List, Optional, Sequence
 
     from ..model import PluginModel
     from ..transport import Socket

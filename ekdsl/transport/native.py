@@ -18,11 +18,14 @@ import stat
 import struct
 import threading
 import time
-from typing import Callable, Dict, Optional, Union
 
 from ..errors import ProtocolError, TransportError
 from . import BadState, Closed, Socket, Timeout
 from .sp import CHUNK, FrameReader, check_header, conn_header
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Optional, Union
 
 __all__ = ["PullSocket", "PushSocket", "ReqSocket", "open_native"]
 
