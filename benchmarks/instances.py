@@ -25,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from driver import settle  # noqa: E402
+
 from ekdsl import load_target  # noqa: E402
 from ekdsl.host import Host  # noqa: E402
 from ekdsl.package import export  # noqa: E402
@@ -49,6 +51,7 @@ def measure(main: str, transport: str, sources: int, sinks: int) -> Figures:
                 host.start_source("once", {}, op=f"s{i}").rows(1)
             for i in range(sinks):
                 host.start_sink("drop", {"requireAck": True}, op=f"k{i}").send(b"{}")
+            settle(host.process.pid)  # the handshake comes before the runtime is imported: let it finish
             return sample(host.process.pid)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, TypeVar, Union, overload
 
-from .errors import DefinitionError, Problem
+from .errors import DefinitionError
 from .kinds import Kind
 from .model import Text
+from .problems import Problem
 
 __all__ = ["CONNECTION_ATTR", "CONSTRAINT_KEYWORDS", "SPEC_ATTR", "ConnectionSpec", "Param", "SymbolSpec", "connection",
            "function", "get_connection_spec", "get_spec", "sink", "source"]

@@ -6,7 +6,11 @@ wrong, where, and how to fix it. Only the CLI turns them into exit codes.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    from typing import Any, Optional, Sequence
+
+    from .problems import Problem
 
 __all__ = [
     "ConfigError",
@@ -31,23 +35,6 @@ class EkdslError(Exception):
     """Base class of all ekdsl errors. ``exit_code`` is what the CLI exits with."""
 
     exit_code = 1
-
-
-class Problem(NamedTuple):
-    """One defect of a plugin definition, located in the user's source."""
-
-    kind: str  # "source" | "sink" | "function" | "plugin"
-    symbol: str
-    file: str
-    line: int
-    message: str
-    fix: str = ""
-
-    def __str__(self) -> str:
-        where = f" ({self.file}:{self.line})" if self.file else ""
-        head = f"@{self.kind} '{self.symbol}'" if self.kind != "plugin" else f"plugin '{self.symbol}'"
-        text = f"{head}{where} {self.message}"
-        return f"{text}: {self.fix}" if self.fix else text
 
 
 class DefinitionError(EkdslError):
@@ -194,3 +181,11 @@ class ConnectionFailed(EkdslError):
         self.settings = settings
         self.reason = reason
         super().__init__(f"connection '{connection}' ({settings}) could not be opened: {reason}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Problem":  # its own module: a NamedTuple needs typing, which the plugin's handshake does without
+        from .problems import Problem
+
+        return Problem
+    raise AttributeError(f"module 'ekdsl.errors' has no attribute {name!r}")

@@ -10,9 +10,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import decorators
 from .decorators import get_spec
-from .errors import DefinitionError, LoadError, Problem
+from .errors import DefinitionError, LoadError
 from .introspect import NAME_RE, build_symbol
 from .model import PluginModel, SymbolModel, Text
+from .problems import Problem
 
 __all__ = ["Plugin", "load_target"]
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from types import MappingProxyType
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .codec import dumps as _dumps
 from .codec import loads as _decode
-from .errors import ProtocolError, TransportError
+from .errors import ProtocolError
 from .kinds import WIRE_NAMES
+from .wire import HANDSHAKE, SOCKET_DIR_ENV, ack_url, control_url, data_url, func_url, socket_dir
 
 __all__ = [
     "ACK_OK",
@@ -55,46 +55,10 @@ __all__ = [
     "socket_dir",
 ]
 
-HANDSHAKE = b"handshake"
 REPLY_OK = b"ok"
 ACK_OK = b"{}"
 CMD_START, CMD_STOP = "start", "stop"
 PLUGIN_TYPES = WIRE_NAMES
-SOCKET_DIR_ENV = "EKDSL_SOCKET_DIR"
-MAX_IPC_PATH = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
-
-
-# ---------------------------------------------------------------- URLs
-
-
-def socket_dir() -> str:
-    """Where the ``.ipc`` files live: ``/tmp`` as in eKuiper, or ``$EKDSL_SOCKET_DIR``."""
-    return os.environ.get(SOCKET_DIR_ENV) or "/tmp"
-
-
-def _url(name: str, directory: Optional[str]) -> str:
-    path = os.path.join(directory or socket_dir(), name)
-    if len(path.encode("utf-8")) > MAX_IPC_PATH:
-        raise TransportError(
-            f"socket path is {len(path.encode())} bytes, over the {MAX_IPC_PATH}-byte limit of Unix sockets: "
-            f"{path} (use shorter rule/stream ids, or a shorter {SOCKET_DIR_ENV})", "ipc://" + path)
-    return "ipc://" + path
-
-
-def control_url(plugin: str, directory: Optional[str] = None) -> str:
-    return _url(f"plugin_{plugin}.ipc", directory)
-
-
-def func_url(symbol: str, directory: Optional[str] = None) -> str:
-    return _url(f"func_{symbol}.ipc", directory)
-
-
-def data_url(meta: Meta, directory: Optional[str] = None) -> str:
-    return _url(f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}.ipc", directory)
-
-
-def ack_url(meta: Meta, directory: Optional[str] = None) -> str:
-    return _url(f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack.ipc", directory)
 
 
 # ---------------------------------------------------------------- text

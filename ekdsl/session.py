@@ -8,6 +8,7 @@ Plugin side (:class:`PluginSession`; ``runtime/answer.py`` drives it)::
 
     state       input                      next        output
     GREET       start(now)                 SENDING     handshake queued
+    GREET       start(now, greeted=True)   WAITING     (the driver sent the handshake itself)
     SENDING     sent(now)                  WAITING     (the queued bytes were delivered)
     WAITING     receive(data, now)         ANSWERING   Request(data)
     WAITING     tick(now), idle >= 5 s     SENDING     Keepalive, handshake queued
@@ -144,11 +145,14 @@ class PluginSession:
         self._out = data
         self.state = SENDING
 
-    def start(self, now: float) -> None:
-        """Begin: the handshake is the first message."""
+    def start(self, now: float, greeted: bool = False) -> None:
+        """Begin: the handshake is the first message; ``greeted``: the driver delivered it already."""
         self._need(GREET)
         self.last = now
-        self._queue(HANDSHAKE)
+        if greeted:
+            self.state = WAITING
+        else:
+            self._queue(HANDSHAKE)
 
     def data_to_send(self) -> Optional[bytes]:
         """The bytes the driver must deliver before it receives again (``None`` when nothing is owed)."""

@@ -102,3 +102,21 @@ def test_ray_replicas_benchmark_takes_its_arguments():
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "--replicas" in proc.stdout and "--burn-ms" in proc.stdout and "--json" in proc.stdout
+
+
+def test_start_benchmark_run(sdk_python, tmp_path):
+    """One start of each kind per plugin (no server: install → running is left out); figures never asserted."""
+    import os
+
+    out = tmp_path / "start.json"
+    env = {k: v for k, v in os.environ.items() if k != "EKDSL_EKUIPER_URL"}
+    proc = subprocess.run([sys.executable, "benchmarks/start.py", "--runs", "1", "--sdk-python", sdk_python,
+                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1].split() == ["ekdsl", "sdk", "ekdsl/sdk"]
+    assert [line[:40].strip() for line in lines[3:]] == [
+        "start → handshake, cold bytecode", "start → handshake, warm bytecode", "its CPU ms, cold",
+        "its CPU ms, warm", "start → first call answered, cold"]
+    local = json.loads(out.read_text())["samples"]["local"]
+    assert all(len(v) == 1 and v[0] > 0 for impl in ("ekdsl", "sdk") for v in local[impl].values())

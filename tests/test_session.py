@@ -220,3 +220,22 @@ def test_answer_loop_keeps_no_event_behind(monkeypatch):
     answer_loop(sock, lambda m: b"ok", lambda: False)  # type: ignore[arg-type]
     assert sock.sent == 1001  # the handshake and one answer per call
     assert sessions and sessions[0].next_event() is None
+
+
+def test_a_session_greeted_by_its_driver_waits_for_the_first_command():
+    """The plugin process sends the handshake before it imports the runtime; the session then starts waiting."""
+    s = PluginSession()
+    s.start(0.0, greeted=True)
+    assert s.data_to_send() is None
+    s.receive(b'{"cmd":"start"}', 1.0)
+    assert s.next_event() == Request(b'{"cmd":"start"}')
+    s.tick(0.5)
+    assert s.next_event() is None
+
+
+def test_answer_loop_of_a_greeted_socket_answers_without_greeting_again():
+    clock = FakeClock()
+    start = clock.now
+    sock = ScriptedSocket(clock, [*timeouts(6), b"cmd"])
+    answer_loop(sock, lambda m: b"ok:" + m, lambda: False, clock=clock, greeted=True)
+    assert sock.sent == [(start + 5, HANDSHAKE), (start + 6, b"ok:cmd")]  # the keepalive counts from the greeting

@@ -169,7 +169,7 @@ _PRELUDE = '''\
 _VENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), {venv!r})
 
 
-def _enter_venv() -> None:
+def _enter_venv():  # type: () -> None
     """Re-run this script with the interpreter of the environment install.sh built (argv kept)."""
     if os.path.realpath(sys.prefix) == os.path.realpath(_VENV):
         return

@@ -1,24 +1,41 @@
-"""The plugin process eKuiper launches: ``main(target, argv, name)``."""
+"""The plugin process eKuiper launches: ``main(target, argv, name)``.
+
+Its start is the handshake: with the plugin's name, :func:`main` dials eKuiper's control socket and greets it
+having imported only the transport; the codec, the server and the user's module come afterwards.
+"""
 
 from __future__ import annotations
 
-import gc
-import json
-import logging
 import sys
-from typing import Optional, Sequence
 
-from ..codec import SETTING_ERROR, json_backend
-from ..errors import EkdslError
-from ..model import PluginModel
-from .logs import setup_logging
-from .server import PluginServer, install_signal_handlers
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    import logging
+    from typing import Any, List, Optional, Sequence
+
+    from ..model import PluginModel
+    from ..transport import Socket
+    from .server import PluginServer
 
 __all__ = ["PluginServer", "main"]
 
+GREET_TIMEOUT = 1.0  # seconds the handshake may take to go out before the control loop tries again
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PluginServer":  # imported when asked for: main() greets eKuiper before it imports the server
+        from .server import PluginServer
+
+        return PluginServer
+    raise AttributeError(f"module 'ekdsl.runtime' has no attribute {name!r}")
+
 
 def _load(target: str, log: logging.Logger) -> PluginModel:
+    import gc
+
+    from ..codec import json_backend
     from ..plugin import load_target
+    from .logs import setup_logging
 
     model = load_target(target).model(docs=False)
     setup_logging(model.name)
@@ -26,6 +43,37 @@ def _load(target: str, log: logging.Logger) -> PluginModel:
     log.info("plugin %s %s serving %d symbols (JSON: %s)", model.name, model.version, len(model.symbols),
              json_backend())
     return model
+
+
+def greet(name: str) -> Optional[Socket]:
+    """Dial eKuiper's control socket for plugin ``name`` and send the handshake, having imported only the
+    transport. Raises :class:`~ekdsl.errors.TransportError` when there is no one to dial; ``None`` when the
+    handshake did not go out (the control loop then starts again from the dial)."""
+    from ..errors import TransportError
+    from ..transport import Timeout, open_socket
+    from ..wire import HANDSHAKE, control_url
+
+    sock = open_socket("req", control_url(name), attempts=51, interval=0.1, redial=False,
+                       send_timeout=GREET_TIMEOUT)
+    try:
+        sock.send(HANDSHAKE)
+    except (Timeout, TransportError):
+        sock.close()
+        return None
+    return sock
+
+
+def hold_signals() -> List[int]:
+    """Until the server can take them, SIGTERM and SIGINT are noted in the list returned: a stop that comes
+    during start-up (after the handshake, while the runtime is imported) ends the plugin as one later does."""
+    import signal
+    import threading
+
+    held: List[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: held.append(signum))
+    return held
 
 
 def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] = None) -> int:
@@ -36,20 +84,28 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
     imports ``target`` afterwards: a slow import does not count against eKuiper's ``initTimeout``, and an
     import error is the answer to every start command instead of a failed install after 60 s.
     """
-    log = setup_logging(name or target.partition(":")[0].rsplit(".", 1)[-1])
-    args = list(argv or [])
-    if args:
+    from ..errors import EkdslError, TransportError
+
+    held = hold_signals() if name else []
+    greeted: Optional[Socket] = None
+    unreachable: Optional[TransportError] = None
+    if name:
         try:
-            log.debug("launched with %s", json.loads(args[0]))
-        except ValueError:
-            log.warning("ignoring an argument that is not JSON: %r", args[0][:200])
-    if SETTING_ERROR is not None:  # a wrong environment variable must not keep the plugin from serving
-        log.warning("%s; using %s", SETTING_ERROR, json_backend())
+            greeted = greet(name)
+        except TransportError as exc:
+            unreachable = exc
+    from .server import PluginServer, install_signal_handlers
+
+    log = _start_log(name or target.partition(":")[0].rsplit(".", 1)[-1], argv)
     try:
         if name:
             server = PluginServer(None, log, name=name)
+            if unreachable is not None:
+                return server.unreachable(unreachable)
             install_signal_handlers(server)
-            return server.serve(load=lambda: _load(target, log))
+            if held:
+                server.request_shutdown()
+            return server.serve(load=lambda: _load(target, log), sock=greeted)
         try:
             model = _load(target, log)
         except EkdslError as exc:
@@ -60,6 +116,25 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
         return server.serve()
     finally:
         _close_state()
+
+
+def _start_log(plugin: str, argv: Optional[Sequence[str]]) -> logging.Logger:
+    """Logging set up; eKuiper's argument and a wrong JSON setting logged."""
+    import json
+
+    from ..codec import SETTING_ERROR, json_backend
+    from .logs import setup_logging
+
+    log = setup_logging(plugin)
+    args = list(argv or [])
+    if args:
+        try:
+            log.debug("launched with %s", json.loads(args[0]))
+        except ValueError:
+            log.warning("ignoring an argument that is not JSON: %r", args[0][:200])
+    if SETTING_ERROR is not None:  # a wrong environment variable must not keep the plugin from serving
+        log.warning("%s; using %s", SETTING_ERROR, json_backend())
+    return log
 
 
 def _close_state() -> None:

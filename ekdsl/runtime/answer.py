@@ -22,7 +22,7 @@ SAME = -1.0  # unread_wait: the socket's own receive timeout
 def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callable[[], bool],
                 idle: Callable[[], bool] = lambda: False, *, clock: Callable[[], float] = time.monotonic,
                 keepalive: float = KEEPALIVE, pause: Callable[[float], None] = time.sleep,
-                unread_wait: Optional[float] = SAME) -> None:
+                unread_wait: Optional[float] = SAME, greeted: bool = False) -> None:
     """Answer every message with ``handle(message)`` until ``stopped()``, the socket closes, or ``idle()``
     returns True. ``idle`` is asked whenever a receive or a send times out, so also while an answer cannot
     be delivered; ``sock`` needs send and receive timeouts for either check to run. A keepalive that is due
@@ -33,9 +33,10 @@ def answer_loop(sock: Socket, handle: Callable[[bytes], bytes], stopped: Callabl
     receive times out: a stop closes the socket. While a keepalive is unread, eKuiper reads it only when it
     sends a command, which wakes the receive: then the lane waits ``unread_wait`` seconds (``None``: for the
     next message, when the socket's close and end are all that must wake it; :data:`SAME`: the socket's
-    receive timeout) before it asks ``idle()`` again."""
+    receive timeout) before it asks ``idle()`` again. ``greeted``: the handshake went out already (the first
+    thing to do is to receive)."""
     session = PluginSession(keepalive)
-    session.start(clock())
+    session.start(clock(), greeted=greeted)
     lane = sock.interruptible if isinstance(sock, Socket) else False
 
     def broken(exc: Exception) -> bool:

@@ -313,20 +313,29 @@ class PluginServer:
         self._shutdown.set()
         self._wake.set()
 
-    def serve(self, watch_parent: bool = True, load: Optional[Callable[[], PluginModel]] = None) -> int:
+    def unreachable(self, exc: TransportError) -> int:
+        """Say that eKuiper's control socket cannot be dialled; the exit code."""
+        self.log.error("cannot reach eKuiper's control socket: %s", exc)
+        return 1
+
+    def serve(self, watch_parent: bool = True, load: Optional[Callable[[], PluginModel]] = None,
+              sock: Optional[Socket] = None) -> int:
         """Connect to eKuiper, send the handshake and answer commands on the control thread until shutdown
-        or eKuiper's end; return the exit code. ``load`` (the user's module) runs on this thread meanwhile."""
-        url = control_url(self.name, self.socket_dir)
-        try:
-            sock = open_socket("req", url, attempts=51, interval=0.1, redial=False)
-        except TransportError as exc:
-            self.log.error("cannot reach eKuiper's control socket: %s", exc)
-            return 1
+        or eKuiper's end; return the exit code. ``load`` (the user's module) runs on this thread meanwhile.
+        ``sock``: the control socket, dialled and the handshake sent already (:func:`ekdsl.runtime.greet`)."""
+        greeted = sock is not None
+        if sock is None:
+            try:
+                sock = open_socket("req", control_url(self.name, self.socket_dir), attempts=51, interval=0.1,
+                                   redial=False)
+            except TransportError as exc:
+                return self.unreachable(exc)
         parent = os.getppid() if watch_parent else None
+        control_sock: Socket = sock
 
         def control() -> None:
             try:
-                self._loop(sock, parent)
+                self._loop(control_sock, parent, greeted)
             except Exception:
                 self.log.exception("the control loop failed")
             finally:
@@ -364,7 +373,7 @@ class PluginServer:
             return
         self.loaded(model)
 
-    def _loop(self, sock: Socket, parent: Optional[int]) -> None:
+    def _loop(self, sock: Socket, parent: Optional[int], greeted: bool = False) -> None:
         pidfd = watch_parent(sock, parent)
         # a native socket ends at once with eKuiper's control connection (and with eKuiper's process, watched
         # by a pidfd): it waits for a command or the keepalive; without a pidfd, the parent is looked at then
@@ -380,7 +389,7 @@ class PluginServer:
             # while a keepalive is unread nothing but a command comes: wait for it (its parent looked at now
             # and then where no pidfd watches it; its control connection ends with eKuiper anyway)
             answer_loop(sock, self.handle, self._shutdown.is_set, ekuiper_gone,
-                        unread_wait=None if ppid is None else PARENT_LOOK)
+                        unread_wait=None if ppid is None else PARENT_LOOK, greeted=greeted)
         finally:
             if pidfd is not None:
                 os.close(pidfd)

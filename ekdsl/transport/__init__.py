@@ -15,9 +15,12 @@ and a REQ socket never resends on its own (a resent reply would answer eKuiper's
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from ..errors import TransportError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["TRANSPORT_ENV", "BadState", "Closed", "Socket", "Timeout", "open_socket"]
 

@@ -7,7 +7,6 @@ import random
 import select
 import socket
 import time
-from typing import Optional
 
 from ..errors import ProtocolError
 from . import BadState, Closed, Timeout
@@ -25,6 +24,10 @@ from .stream import (
     unpack_req_head,
     unread_bytes,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["Dialer", "PushSocket", "ReqSocket"]
 

@@ -8,12 +8,15 @@ import select
 import socket
 import stat
 import time
-from typing import Dict, Optional
 
 from ..errors import ProtocolError
 from . import BadState, Closed, Timeout
 from .sp import CHUNK
 from .stream import POLLIN, Conn, NativeSocket, handshake, ms, remaining, unpack_head
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    from typing import Dict, Optional
 
 __all__ = ["PullSocket"]
 

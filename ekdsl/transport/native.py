@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import errno
 import time
-from typing import Optional
 
 from ..errors import ProtocolError, TransportError
 from . import Socket
 from .dialer import Dialer, PushSocket, ReqSocket
 from .listener import PullSocket
 from .stream import NativeSocket
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["PullSocket", "PushSocket", "ReqSocket", "open_native"]
 

@@ -8,9 +8,12 @@ then every message is ``0x01``, a ``u64`` big-endian length, and that many bytes
 from __future__ import annotations
 
 import struct
-from typing import Callable, List, Optional, Union
 
 from ..errors import ProtocolError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Union
 
 __all__ = ["CHUNK", "PEER", "PROTOCOLS", "FrameReader", "check_header", "conn_header", "frame"]
 

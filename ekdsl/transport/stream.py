@@ -9,11 +9,14 @@ import socket
 import struct
 import threading
 import time
-from typing import Callable, Optional, Union
 
 from ..errors import TransportError
 from . import Closed, Socket
 from .sp import FrameReader, check_header, conn_header
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Union
 
 __all__ = ["HEADER_WAIT", "POLLIN", "Conn", "NativeSocket", "handshake", "ms", "pack_head", "pack_req_head",
            "remaining", "unpack_head", "unpack_id", "unpack_req_head", "unread_bytes"]
