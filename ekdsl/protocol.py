@@ -16,7 +16,7 @@ from .codec import dumps as _dumps
 from .codec import loads as _decode
 from .errors import ProtocolError
 from .kinds import WIRE_NAMES
-from .wire import HANDSHAKE, SOCKET_DIR_ENV, ack_url, control_url, data_url, func_url, socket_dir
+from .wire import HANDSHAKE, SOCKET_DIR_ENV, control_url, func_url, instance_url, socket_dir
 
 __all__ = [
     "ACK_OK",
@@ -393,3 +393,12 @@ def decode_func_reply(payload: bytes) -> Tuple[bool, Any]:
         raise ProtocolError(f"Failed to unmarshal function result {payload[:200]!r}", payload)
     return raw["state"], raw.get("result")
 
+
+def data_url(meta: Meta, directory: Optional[str] = None) -> str:
+    """The data socket of a source or sink instance."""
+    return instance_url(meta.rule_id, meta.op_id, meta.instance_id, "", directory)
+
+
+def ack_url(meta: Meta, directory: Optional[str] = None) -> str:
+    """The ack socket of a sink instance."""
+    return instance_url(meta.rule_id, meta.op_id, meta.instance_id, "_ack", directory)

@@ -15,10 +15,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plug
 if TYPE_CHECKING:
     from typing import Optional
 
-    from .protocol import Meta
-
-__all__ = ["HANDSHAKE", "MAX_IPC_PATH", "SOCKET_DIR_ENV", "ack_url", "control_url", "data_url", "func_url",
-           "socket_dir"]
+__all__ = ["HANDSHAKE", "MAX_IPC_PATH", "SOCKET_DIR_ENV", "control_url", "func_url", "instance_url", "socket_dir"]
 
 HANDSHAKE = b"handshake"
 SOCKET_DIR_ENV = "EKDSL_SOCKET_DIR"
@@ -47,9 +44,7 @@ def func_url(symbol: str, directory: Optional[str] = None) -> str:
     return _url(f"func_{symbol}.ipc", directory)
 
 
-def data_url(meta: Meta, directory: Optional[str] = None) -> str:
-    return _url(f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}.ipc", directory)
-
-
-def ack_url(meta: Meta, directory: Optional[str] = None) -> str:
-    return _url(f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack.ipc", directory)
+def instance_url(rule_id: str, op_id: str, instance_id: int, suffix: str = "",
+                 directory: Optional[str] = None) -> str:
+    """A source's or sink's data socket (``suffix`` ``"_ack"``: its acks), named after its instance."""
+    return _url(f"{rule_id}_{op_id}_{instance_id}{suffix}.ipc", directory)
