@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import os
 
-from .errors import TransportError
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
 if TYPE_CHECKING:
     from typing import Optional
 
-__all__ = ["HANDSHAKE", "MAX_IPC_PATH", "SOCKET_DIR_ENV", "control_url", "func_url", "instance_url", "socket_dir"]
+__all__ = ["HANDSHAKE", "MAX_IPC_PATH", "SOCKET_DIR_ENV", "TRANSPORT_ENV", "control_url", "func_url", "instance_url",
+           "socket_dir"]
 
 HANDSHAKE = b"handshake"
 SOCKET_DIR_ENV = "EKDSL_SOCKET_DIR"
+TRANSPORT_ENV = "EKDSL_TRANSPORT"  # native (the default) or pynng
 MAX_IPC_PATH = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 
 
@@ -30,6 +30,8 @@ def socket_dir() -> str:
 def _url(name: str, directory: Optional[str]) -> str:
     path = os.path.join(directory or socket_dir(), name)
     if len(path.encode("utf-8")) > MAX_IPC_PATH:
+        from .errors import TransportError  # only here: the handshake goes out before errors.py is compiled
+
         raise TransportError(
             f"socket path is {len(path.encode())} bytes, over the {MAX_IPC_PATH}-byte limit of Unix sockets: "
             f"{path} (use shorter rule/stream ids, or a shorter {SOCKET_DIR_ENV})", "ipc://" + path)

@@ -10,8 +10,9 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
 if TYPE_CHECKING:
+    import _socket
     import logging
-    from typing import Any, List, Optional, Sequence
+    from typing import Any, List, Optional, Sequence, Union
 
     from ..model import PluginModel
     from ..transport import Socket
@@ -45,16 +46,47 @@ def _load(target: str, log: logging.Logger) -> PluginModel:
     return model
 
 
-def greet(name: str) -> Optional[Socket]:
-    """Dial eKuiper's control socket for plugin ``name`` and send the handshake, having imported only the
-    transport. Raises :class:`~ekdsl.errors.TransportError` when there is no one to dial; ``None`` when the
-    handshake did not go out (the control loop then starts again from the dial)."""
+class Greeting:
+    """A control connection :func:`ekdsl.hello.greet` made, its handshake pending, for the transport to adopt."""
+
+    __slots__ = ("frame", "rid", "sock", "url")
+
+    def __init__(self, url: str, sock: _socket.socket, rid: int, frame: bytes) -> None:
+        self.url, self.sock, self.rid, self.frame = url, sock, rid, frame
+
+    def adopt(self) -> Socket:
+        """The native REQ socket that carries on with this connection."""
+        from ..transport.dialer import ReqSocket
+
+        sock = ReqSocket.adopted(self.url, self.sock, self.rid, self.frame)
+        sock.send_timeout = GREET_TIMEOUT
+        return sock
+
+
+def greet(name: str) -> Optional[Union[Socket, Greeting]]:
+    """Dial eKuiper's control socket for plugin ``name`` and send the handshake, having imported only
+    :mod:`ekdsl.hello` (or, with the pynng transport, that transport). Raises
+    :class:`~ekdsl.errors.TransportError` when there is no one to dial; ``None`` when the handshake did not go
+    out (the control loop then starts again from the dial)."""
+    import os
+
+    from ..wire import HANDSHAKE, TRANSPORT_ENV, control_url
+
+    url = control_url(name)
+    if os.environ.get(TRANSPORT_ENV, "").strip().lower() in ("", "native"):
+        from ..hello import greet as hello
+
+        try:
+            made = hello(url[len("ipc://"):], HANDSHAKE, attempts=51, interval=0.1, timeout=GREET_TIMEOUT)
+        except OSError as exc:
+            from ..errors import TransportError
+
+            raise TransportError(f"cannot dial {url}: {exc.strerror or exc}", url) from None
+        return None if made is None else Greeting(url, *made)
     from ..errors import TransportError
     from ..transport import Timeout, open_socket
-    from ..wire import HANDSHAKE, control_url
 
-    sock = open_socket("req", control_url(name), attempts=51, interval=0.1, redial=False,
-                       send_timeout=GREET_TIMEOUT)
+    sock = open_socket("req", url, attempts=51, interval=0.1, redial=False, send_timeout=GREET_TIMEOUT)
     try:
         sock.send(HANDSHAKE)
     except (Timeout, TransportError):
@@ -66,13 +98,14 @@ def greet(name: str) -> Optional[Socket]:
 def hold_signals() -> List[int]:
     """Until the server can take them, SIGTERM and SIGINT are noted in the list returned: a stop that comes
     during start-up (after the handshake, while the runtime is imported) ends the plugin as one later does."""
-    import signal
-    import threading
+    import _signal  # type: ignore[import-not-found]  # the C module: importing signal (its enums) takes 10 ms
 
     held: List[int] = []
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, _frame: held.append(signum))
+    try:
+        for sig in (_signal.SIGTERM, _signal.SIGINT):
+            _signal.signal(sig, lambda signum, _frame: held.append(signum))
+    except ValueError:  # not the main thread: signals are not ours to take
+        pass
     return held
 
 
@@ -84,17 +117,25 @@ def main(target: str, argv: Optional[Sequence[str]] = None, name: Optional[str] 
     imports ``target`` afterwards: a slow import does not count against eKuiper's ``initTimeout``, and an
     import error is the answer to every start command instead of a failed install after 60 s.
     """
-    from ..errors import EkdslError, TransportError
-
     held = hold_signals() if name else []
-    greeted: Optional[Socket] = None
-    unreachable: Optional[TransportError] = None
+    greeted: Optional[Union[Socket, Greeting]] = None
+    failed: Optional[Exception] = None
     if name:
         try:
             greeted = greet(name)
-        except TransportError as exc:
-            unreachable = exc
+        except Exception as exc:  # nobody to greet; errors.py is not imported before the handshake
+            failed = exc
+    from ..errors import EkdslError, TransportError
+
+    unreachable: Optional[TransportError] = None
+    if failed is not None:
+        if not isinstance(failed, TransportError):
+            raise failed
+        unreachable = failed
     from .server import PluginServer, install_signal_handlers
+
+    if isinstance(greeted, Greeting):
+        greeted = greeted.adopt()
 
     log = _start_log(name or target.partition(":")[0].rsplit(".", 1)[-1], argv)
     try:

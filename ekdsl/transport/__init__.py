@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from ..errors import TransportError
+from ..wire import TRANSPORT_ENV
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TRANSPORT_ENV", "BadState", "Closed", "Socket", "Timeout", "open_socket"]
 
-TRANSPORT_ENV = "EKDSL_TRANSPORT"
 _KINDS = ("req", "rep", "push", "pull")
 _NATIVE = {("req", False), ("push", False), ("pull", True)}
 

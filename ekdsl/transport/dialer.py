@@ -3,6 +3,7 @@ control and function channels), over one connection each that they make again wh
 
 from __future__ import annotations
 
+import _socket
 import random
 import select
 import socket
@@ -219,6 +220,18 @@ class ReqSocket(_Sender):
         self.watch: Optional[int] = None
         self._quiet = False  # the last receive timed out: wait with poll until a message comes
         self._wait_ms = -1  # the receive timeout, for poll
+
+    @classmethod
+    def adopted(cls, url: str, raw: _socket.socket, rid: int, frame: bytes) -> ReqSocket:
+        """A REQ socket around a connection that :func:`ekdsl.hello.greet` made, its request ``rid`` (sent as
+        ``frame``) pending; it keeps that peer only (``redial`` off)."""
+        self = cls("req", url)
+        self.redial = False
+        self.conn = Conn(socket.socket(raw.family, raw.type, fileno=raw.detach()))
+        self._dialled = True
+        self._id = rid & 0x7FFFFFFF
+        self._pending, self._pending_frame = rid, frame
+        return self
 
     def _timeouts_changed(self) -> None:
         self._wait_ms = -1 if self._recv_timeout is None else max(0, int(self._recv_timeout * 1000 + 0.999))

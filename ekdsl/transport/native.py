@@ -18,14 +18,23 @@ import time
 from ..errors import ProtocolError, TransportError
 from . import Socket
 from .dialer import Dialer, PushSocket, ReqSocket
-from .listener import PullSocket
 from .stream import NativeSocket
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the plugin's handshake needs this module
 if TYPE_CHECKING:
     from typing import Optional
 
+    from .listener import PullSocket
+
 __all__ = ["PullSocket", "PushSocket", "ReqSocket", "open_native"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "PullSocket":
+        from .listener import PullSocket
+
+        return PullSocket
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_native(kind: str, url: str, *, listen: bool, block: bool, attempts: int, interval: float,
@@ -34,6 +43,8 @@ def open_native(kind: str, url: str, *, listen: bool, block: bool, attempts: int
     trying ``attempts`` times ``interval`` seconds apart), as :func:`ekdsl.transport.open_socket` asks."""
     sock: NativeSocket
     if kind == "pull" and listen:
+        from .listener import PullSocket  # sources and sinks only: the plugin's handshake does without it
+
         sock = PullSocket(kind, url)
     elif kind == "push" and not listen:
         sock = PushSocket(kind, url)
@@ -48,8 +59,8 @@ def open_native(kind: str, url: str, *, listen: bool, block: bool, attempts: int
     last: Optional[BaseException] = None
     for _ in range(max(1, attempts)):
         try:
-            if isinstance(sock, PullSocket):
-                sock.listen()
+            if listen:
+                sock.listen()  # type: ignore[union-attr]
             else:
                 assert isinstance(sock, Dialer)
                 sock.connect_once()
