@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
+@pytest.mark.long  # tens of seconds: the long step of .ci/run
 def test_benchmark_smoke_run(sdk_python, official_sdk_alone, tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--sdk-python", sdk_python,
@@ -46,6 +49,7 @@ def test_e2e_benchmark_help_and_argument_checks():
         assert proc.returncode == 2 and "usage:" in proc.stderr, (bad, proc.stderr)
 
 
+@pytest.mark.long  # tens of seconds: the long step of .ci/run
 def test_instances_benchmark_run(tmp_path):
     """A small run of benchmarks/instances.py; its figures keep nng's budget: 1 descriptor a source, 3 a sink."""
     out = tmp_path / "instances.json"
@@ -72,6 +76,7 @@ def test_hostile_input_benchmark_run():
     assert lines[4].rstrip().endswith(" 1") and lines[5].rstrip().endswith(" 1")
 
 
+@pytest.mark.long  # tens of seconds: the long step of .ci/run
 def test_state_benchmark_run(tmp_path):
     """A quick run of benchmarks/state.py: every store's calls and the source's added CPU are there."""
     out = tmp_path / "state.json"
