@@ -69,3 +69,23 @@ def test_sink_properties_are_a_list_and_functions_named():
         "name": "pysam", "version": "v1.0.0", "language": "python", "executable": "main.py",
         "sources": ["pyjson"], "sinks": ["print"], "functions": ["revert"],
     }
+
+
+def test_about_is_what_the_plugin_declares_or_empty():
+    """eKuiper's manager UI shows about.author and about.helpUrl: never ekdsl's or eKuiper's own."""
+    from ekdsl import Plugin
+    from ekdsl.metadata import function_json
+
+    bare = Plugin("bare")
+    declared = Plugin("declared", author="Ann", email="ann@example.com", help_url="https://example.com/doc")
+    for p in (bare, declared):
+        @p.function
+        def twice(x: int) -> int:
+            return 2 * x
+
+    about = function_json(bare.model(), bare.model().functions[0])["about"]
+    assert about["author"] == {"name": "", "email": "", "company": "", "website": ""}
+    assert about["helpUrl"] == {"en_US": "", "zh_CN": ""}
+    about = function_json(declared.model(), declared.model().functions[0])["about"]
+    assert about["author"]["name"] == "Ann" and about["author"]["email"] == "ann@example.com"
+    assert about["helpUrl"]["en_US"] == "https://example.com/doc"
