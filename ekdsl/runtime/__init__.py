@@ -1,7 +1,8 @@
 """The plugin process eKuiper launches: ``main(target, argv, name)``.
 
 Its start is the handshake: with the plugin's name, :func:`main` dials eKuiper's control socket and greets it
-having imported only the transport; the codec, the server and the user's module come afterwards.
+having imported only :mod:`ekdsl.hello`; the transport, the codec, the server and the user's module come
+afterwards.
 """
 
 from __future__ import annotations
