@@ -117,15 +117,10 @@ def data_type_info(tp: Any) -> TypeInfo:
     bare = strip(tp)
     if typing.get_origin(bare) in _LIST_ORIGINS and [strip(a) for a in typing.get_args(bare)] == [Row]:
         return _ROWS
-    if _constrained(type_info(tp)):
+    if type_info(tp).nested(lambda t: t.constraints is not None):
         raise Unsupported("constraints on a sink's data are not checked (the data is what the rule sends): check "
                           "the rows in the function, or put the constraints on properties")
     return type_info(bare)
-
-
-def _constrained(t: Optional[TypeInfo]) -> bool:
-    return t is not None and (t.constraints is not None or _constrained(t.item)
-                              or any(_constrained(f.type) for f in t.fields))
 
 
 def _literal(tp: Any) -> TypeInfo:

@@ -88,6 +88,11 @@ class TypeInfo(NamedTuple):
     constraints: Any = None  # ekdsl.constraints.Constraints when Annotated sets any (checked by types.coerce)
     secret: bool = False  # Param(secret=True): the value is never shown
 
+    def nested(self, test: Callable[[TypeInfo], bool]) -> bool:
+        """Whether ``test`` holds for this type or any type inside it (items, object fields), at any depth."""
+        return test(self) or (self.item is not None and self.item.nested(test)) or \
+            any(f.type.nested(test) for f in self.fields)
+
     def describe(self) -> str:
         """A short human description, e.g. ``int``, ``float > 0`` or ``one of 'fast', 'slow'``."""
         text = self.display or self.kind

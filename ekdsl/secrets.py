@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Any, FrozenSet, Iterable, Iterator
 
-__all__ = ["MASK", "MIN_LENGTH", "RedactFilter", "anywhere", "leaves", "redact", "register"]
+__all__ = ["MASK", "MIN_LENGTH", "RedactFilter", "leaves", "redact", "register"]
 
 MASK = "***"
 MIN_LENGTH = 4
@@ -38,11 +38,6 @@ def leaves(value: Any, t: Any, hidden: bool = False) -> Iterator[Any]:
             yield from leaves(v, fields.get(k, t.item if t is not None and not fields else None), hidden)
     elif hidden:
         yield value
-
-
-def anywhere(t: Any) -> bool:
-    """Whether the :class:`~ekdsl.model.TypeInfo` ``t`` marks anything secret, at any depth."""
-    return t is not None and (t.secret or anywhere(t.item) or any(anywhere(f.type) for f in t.fields))
 
 
 def register(values: Iterable[Any]) -> None:

@@ -9,10 +9,10 @@ from typing import Any, Dict, Mapping, Tuple
 from ..context import Context
 from ..errors import ConfigError, TemplateError
 from ..kinds import Kind
-from ..model import MISSING, FieldModel, SymbolModel
+from ..model import MISSING, FieldModel, SymbolModel, TypeInfo
 from ..protocol import Control, require_ack
 from ..reserved import SINK_PROPERTIES, SOURCE_PROPERTIES
-from ..secrets import anywhere, leaves, register
+from ..secrets import leaves, register
 from ..types import coerce
 
 __all__ = ["EKUIPER_KEYS", "bind_config", "make_context"]
@@ -66,7 +66,7 @@ def bind_config(sym: SymbolModel, control: Control, log: logging.Logger) -> Tupl
         if sym.datasource is not None and ds != "":
             ds = coerce(ds, sym.datasource.type, symbol=sym.name, name=sym.datasource.name)
         kwargs[sym.datasource_param] = ds
-    register(v for p in (*sym.params, sym.datasource) if p is not None and anywhere(p.type)
+    register(v for p in (*sym.params, sym.datasource) if p is not None and p.type.nested(_secret)
              for v in leaves(kwargs.get(p.pyname), p.type))
     known = _KNOWN_LOWER.get(sym.kind, frozenset())  # eKuiper matches them in any case
     unknown = sorted(str(k) for k in config if k not in used and str(k).lower() not in known and k != "dataSource")
@@ -126,3 +126,6 @@ def make_context(plugin: str, sym: SymbolModel, control: Control, config: Mappin
                    instance_id=meta.instance_id, config=dict(config), logger=logger, kind=str(sym.kind),
                    stores=stores, connections=connections)
 
+
+def _secret(t: TypeInfo) -> bool:
+    return t.secret
