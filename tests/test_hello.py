@@ -77,3 +77,36 @@ def test_a_listener_that_never_accepts_does_not_block_the_dial(sockdir, monkeypa
             greet(path, HANDSHAKE, attempts=2, interval=0.01, timeout=1.0)
     finally:
         listener.close()
+
+
+def test_the_greeting_speaks_the_transports_wire(sockdir):
+    """hello writes SP's headers and a REQ frame itself (to import nothing first): they are sp.py's, byte for byte."""
+    from ekdsl.hello import REQ_HEADER
+    from ekdsl.transport.sp import check_header, conn_header, frame
+
+    assert conn_header("req") == REQ_HEADER and conn_header("rep") == REP_HEADER
+    check_header(REP_HEADER, "req")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = os.path.join(sockdir, "wire.ipc")
+    listener.bind(path)
+    listener.listen(1)
+    try:
+        def serve() -> None:
+            conn, _addr = listener.accept()
+            conn.recv(8)
+            conn.sendall(REP_HEADER)
+            got.append(conn)
+
+        got: list = []
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        made = greet(path, HANDSHAKE, attempts=1, interval=0.0, timeout=1.0)
+        thread.join(5)
+        assert made is not None
+        sock, rid, sent = made
+        assert sent == frame(HANDSHAKE, rid.to_bytes(4, "big")) and rid & 0x80000000
+        assert got[0].recv(len(sent)) == sent
+        sock.close()
+        got[0].close()
+    finally:
+        listener.close()
