@@ -5,18 +5,25 @@
 
 The same minimal plugin in both (``plugins/benchek.py`` and ``plugins/benchsdk/``), installed side by side on
 the same server under names unique to the run, drives the same rules (each run of a rule alternates between
-the two plugins, so that both see the same machine load):
+the plugins, each run starting with the next one, so that all see the same machine load):
 
 * plugin source -> ``SELECT *`` -> built-in ``nop`` sink;
 * built-in ``simulator`` source (one row per 1 µs tick) -> plugin function -> ``nop``;
 * ``simulator`` -> ``SELECT *`` -> plugin sink, without and with ``requireAck``.
 
-Rows/s is the growth of the rule's ``records_out`` metric at its last node over ``--seconds``; the latencies
-are eKuiper's ``process_latency_us`` of the node that runs plugin code (median of samples taken every
-0.25 s). The server runs the plugins with its ``portable.pythonBin``, which needs pynng for the SDK plugin; the
-SDK itself is carried in that plugin's zip (taken from ``--sdk-python``'s installation, as ``run.py`` makes
-it), as ekdsl is in its own. ``--ekdsl-from DIR`` vendors the ekdsl of another checkout (say, an older commit's
-worktree) in the ekdsl plugin, to compare two versions through the same server.
+The rules wait rather than drop when a node's buffer is full (``disableBufferFullDiscard``): the simulator runs
+faster than any plugin, and eKuiper logs one error line per dropped row (gigabytes a run), whose writes stalled
+whole rules for seconds. Rows/s is the growth of the rule's ``records_out`` metric at its last node over
+``--seconds``; the latencies are eKuiper's ``process_latency_us`` of the node that runs plugin code (median of
+samples taken every 0.25 s); with eKuiper on this machine, the CPU µs per row are the user + system time of the
+plugin's processes and of kuiperd over the same seconds, from ``/proc``. The server runs the plugins with its
+``portable.pythonBin``, which needs pynng for the SDK plugin; the SDK itself is carried in that plugin's zip
+(taken from ``--sdk-python``'s installation, as ``run.py`` makes it), as ekdsl is in its own.
+
+``--ekdsl-from DIR`` vendors the ekdsl of another checkout (say, an older commit's worktree) in the ekdsl
+plugin; ``--baseline DIR`` adds a third plugin carrying that checkout's ekdsl, whose runs alternate with the
+other two, to compare two versions in pairs under the same load (columns ``base`` and ``ekdsl/base``).
+``--only sink,function`` measures some of the paths.
 """
 
 from __future__ import annotations
@@ -91,9 +98,19 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                                          "(default: run.py's cached venv)")
     ap.add_argument("--ekdsl-from", metavar="DIR", default=str(ROOT),
                     help="the checkout whose ekdsl the ekdsl plugin carries (default: this one)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run a plugin carrying the ekdsl of checkout DIR, alternating with the others")
+    keys = [s[0] for s in SCENARIOS]
+    ap.add_argument("--only", metavar="PATHS", default=",".join(keys),
+                    help=f"comma-separated paths to measure, of {', '.join(keys)} (default: all)")
     args = ap.parse_args(argv)
-    if not (Path(args.ekdsl_from) / "ekdsl" / "__init__.py").is_file():
-        ap.error(f"--ekdsl-from: no ekdsl package in {args.ekdsl_from}")
+    for option, folder in (("--ekdsl-from", args.ekdsl_from), ("--baseline", args.baseline)):
+        if folder is not None and not (Path(folder) / "ekdsl" / "__init__.py").is_file():
+            ap.error(f"{option}: no ekdsl package in {folder}")
+    args.only = [k.strip() for k in args.only.split(",") if k.strip()]
+    unknown = sorted(set(args.only) - set(keys))
+    if unknown or not args.only:
+        ap.error(f"--only: unknown path(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(keys)}")
     if not args.url:
         ap.error(f"needs a running eKuiper: pass --url or set {URL_ENV}")
     return args
@@ -141,8 +158,34 @@ def _median(values: List[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
 
 
-def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str) -> Dict[str, float]:
-    """Rows/s at the rule's last node and the median latency of the plugin's node, after a 1 s warm-up."""
+def _processes(needle: str) -> List[int]:
+    """Pids of this machine's processes whose command line contains ``needle`` (none when eKuiper runs elsewhere)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _cpu_seconds(pids: List[int]) -> float:
+    """User + system CPU of ``pids`` (those still alive), from /proc/PID/stat."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str, plugin: str) -> Dict[str, float]:
+    """Rows/s at the rule's last node and the median latency of the plugin's node, after a 1 s warm-up; with
+    eKuiper on this machine, also the CPU µs per row of the plugin's processes and of kuiperd."""
 
     def status() -> Dict[str, Any]:
         s = rest.call("GET", f"/rules/{rule}/status")
@@ -154,6 +197,8 @@ def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str) -> Dict[
         return float(sum(v for k, v in s.items() if k.startswith("sink_") and k.endswith("_records_out_total")))
 
     time.sleep(1.0)
+    plugin_pids, server_pids = _processes(f"/plugins/portable/{plugin}/"), _processes("kuiperd\0")
+    cpu0 = _cpu_seconds(plugin_pids), _cpu_seconds(server_pids)
     first, t0 = status(), time.monotonic()
     lat: List[float] = []
     while time.monotonic() - t0 < seconds:
@@ -161,9 +206,13 @@ def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str) -> Dict[
         s = status()
         lat += [float(v) for k, v in s.items() if k.startswith(latency_prefix) and k.endswith("_process_latency_us")]
     last, elapsed = status(), time.monotonic() - t0
+    cpu1 = _cpu_seconds(plugin_pids), _cpu_seconds(server_pids)
+    rows = out_total(last) - out_total(first)
     errors = float(sum(v for k, v in last.items() if k.endswith("_exceptions_total")))
-    return {"rows_per_s": (out_total(last) - out_total(first)) / elapsed, "latency_us": _median(lat),
-            "exceptions": errors}
+    per_row = [(b - a) / rows * 1e6 if rows and pids else 0.0
+               for a, b, pids in zip(cpu0, cpu1, (plugin_pids, server_pids))]
+    return {"rows_per_s": rows / elapsed, "latency_us": _median(lat), "plugin_cpu_us": per_row[0],
+            "server_cpu_us": per_row[1], "exceptions": errors}
 
 
 def run_rule(rest: Rest, name: str, key: str, run: int, args: argparse.Namespace, sim_key: str) -> Dict[str, float]:
@@ -176,9 +225,9 @@ def run_rule(rest: Rest, name: str, key: str, run: int, args: argparse.Namespace
     rest.call("POST", "/streams", {"sql": f'CREATE STREAM {stream} () WITH ({typ}, FORMAT="JSON")'})
     try:
         rest.call("POST", "/rules", {"id": rule, "sql": f"SELECT {select.format(echo=name + 'echo')} FROM {stream}",
-                                     "actions": [sink]})
+                                     "actions": [sink], "options": {"disableBufferFullDiscard": True}})
         try:
-            return measure(rest, rule, args.seconds, lat.format(snk=name + "snk"))
+            return measure(rest, rule, args.seconds, lat.format(snk=name + "snk"), name)
         finally:
             rest.call("DELETE", f"/rules/{rule}", ok=(200, 400, 404))
     finally:
@@ -187,7 +236,8 @@ def run_rule(rest: Rest, name: str, key: str, run: int, args: argparse.Namespace
 
 def run_all(rest: Rest, plugins: Dict[str, Tuple[str, Path]], args: argparse.Namespace, sim_key: str,
             log: Callable[[str], None]) -> Dict[str, Dict[str, List[Dict[str, float]]]]:
-    """Every scenario, runs interleaved between the plugins so that both see the same machine load."""
+    """Every scenario, runs interleaved between the plugins so that all see the same machine load; each run
+    starts with the next plugin, so that none always comes first."""
     samples: Dict[str, Dict[str, List[Dict[str, float]]]] = {impl: {} for impl in plugins}
     installed: List[str] = []
     try:
@@ -195,11 +245,15 @@ def run_all(rest: Rest, plugins: Dict[str, Tuple[str, Path]], args: argparse.Nam
             rest.call("POST", "/plugins/portables", {"name": name, "file": f"file://{zip_path}"})
             installed.append(name)
         for key, *_rest in SCENARIOS:
+            if key not in args.only:
+                continue
             for run in range(args.runs):
-                for impl, (name, _zip) in plugins.items():
+                order = list(plugins.items())
+                for impl, (name, _zip) in order[run % len(order):] + order[:run % len(order)]:
                     got = run_rule(rest, name, key, run, args, sim_key)
                     log(f"{impl:6} {key:9} run {run + 1}: {got['rows_per_s']:10.0f} rows/s  "
-                        f"{got['latency_us']:8.0f} µs")
+                        f"{got['latency_us']:8.0f} µs  CPU µs/row: plugin {got['plugin_cpu_us']:6.1f}, "
+                        f"eKuiper {got['server_cpu_us']:6.1f}")
                     samples[impl].setdefault(key, []).append(got)
     finally:
         for name in installed:
@@ -207,14 +261,30 @@ def run_all(rest: Rest, plugins: Dict[str, Tuple[str, Path]], args: argparse.Nam
     return samples
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
 def table(medians: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
-    head = f"{'path':40} {'metric':16} {'ekdsl':>10} {'sdk':>10} {'ekdsl/sdk':>10}"
+    base = "base" in medians
+    head = f"{'path':40} {'metric':18} {'ekdsl':>10} {'sdk':>10} {'ekdsl/sdk':>10}"
+    head += f" {'base':>10} {'ekdsl/base':>10}" if base else ""
     lines = [head, "-" * len(head)]
     for key, title, *_rest in SCENARIOS:
-        for metric, label in (("rows_per_s", "rows/s"), ("latency_us", "latency µs")):
+        if key not in medians["ekdsl"]:
+            continue
+        for metric, label in (("rows_per_s", "rows/s"), ("latency_us", "latency µs"),
+                              ("plugin_cpu_us", "plugin CPU µs/row"), ("server_cpu_us", "eKuiper CPU µs/row")):
+            if not medians["ekdsl"][key][metric]:  # no CPU figures: eKuiper runs on another machine
+                continue
             a, b = medians["ekdsl"][key][metric], medians["sdk"][key][metric]
-            ratio = f"{a / b:.2f}x" if b else "-"
-            lines.append(f"{title if metric == 'rows_per_s' else '':40} {label:16} {a:10.0f} {b:10.0f} {ratio:>10}")
+            digits = 1 if metric.endswith("cpu_us") else 0
+            line = (f"{title if metric == 'rows_per_s' else '':40} {label:18} {a:10.{digits}f} {b:10.{digits}f}"
+                    f" {_ratio(a, b):>10}")
+            if base:
+                c = medians["base"][key][metric]
+                line += f" {c:10.{digits}f} {_ratio(a, c):>10}"
+            lines.append(line)
     return lines
 
 
@@ -231,13 +301,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             work = Path(tmp)
             plugins = {"ekdsl": (f"bek{tag}", build_ekdsl(f"bek{tag}", work, Path(args.ekdsl_from))),
                        "sdk": (f"bsdk{tag}", build_sdk(f"bsdk{tag}", work, sdk_python(args.sdk_python)))}
+            if args.baseline:
+                plugins["base"] = (f"bbase{tag}", build_ekdsl(f"bbase{tag}", work, Path(args.baseline)))
             samples = run_all(rest, plugins, args, sim_key, lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         rest.call("DELETE", f"/metadata/sources/simulator/confKeys/{sim_key}", ok=(200, 400, 404))
     medians = {impl: {key: {m: _median([s[m] for s in runs]) for m in runs[0]} for key, runs in by_key.items()}
                for impl, by_key in samples.items()}
     print(f"eKuiper {about.get('version')} at {args.url}; {args.runs} runs of {args.seconds:g} s per rule; medians"
-          + ("" if Path(args.ekdsl_from).resolve() == ROOT else f"; ekdsl from {args.ekdsl_from}"))
+          + ("" if Path(args.ekdsl_from).resolve() == ROOT else f"; ekdsl from {args.ekdsl_from}")
+          + (f"; base: ekdsl from {args.baseline}" if args.baseline else ""))
     print("\n".join(table(medians)))
     if args.json:
         Path(args.json).write_text(json.dumps({"ekuiper": about, "seconds": args.seconds, "runs": args.runs,

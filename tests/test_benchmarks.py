@@ -44,9 +44,13 @@ def test_e2e_benchmark_help_and_argument_checks():
     assert proc.returncode == 0 and "--seconds" in proc.stdout and "EKDSL_EKUIPER_URL" in proc.stdout
     proc = _e2e()
     assert proc.returncode == 2 and "needs a running eKuiper: pass --url or set EKDSL_EKUIPER_URL" in proc.stderr
-    for bad in (["--seconds", "0"], ["--seconds", "x"], ["--runs", "0"]):
+    for bad in (["--seconds", "0"], ["--seconds", "x"], ["--runs", "0"], ["--only", "sink,nope"], ["--only", ","],
+                ["--baseline", str(ROOT / "docs")]):
         proc = _e2e(*bad, env_url="http://127.0.0.1:9")
         assert proc.returncode == 2 and "usage:" in proc.stderr, (bad, proc.stderr)
+    assert "unknown path(s) nope; choose from source, function, sink, sink_ack" in _e2e(
+        "--only", "sink,nope", env_url="http://127.0.0.1:9").stderr
+    assert "--baseline: no ekdsl package in" in _e2e("--baseline", str(ROOT / "docs"), env_url="http://127.0.0.1:9").stderr
 
 
 @pytest.mark.long  # tens of seconds: the long step of .ci/run
