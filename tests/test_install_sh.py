@@ -63,32 +63,26 @@ def vendored(tmp: Path, name: str, version: str, links: Path, *platform: str) ->
     return str(tmp / "dist" / f"{name}.zip")
 
 
-def test_offline_bundle_installs_and_runs_without_ekdsl_or_requirements(tmp_path, links, bare_python):
-    package = vendored(tmp_path, "offl", "1.0", links)
+def test_offline_bundles_with_conflicting_requirements_run_side_by_side(tmp_path, links, bare_python):
+    """Two plugins pinning different versions of one requirement, each installed from its own wheels (no network)
+    into its own venv by install.sh, run at once on a Python that has neither ekdsl nor the requirement."""
     said: list = []
-    emu = Emulator(package, python=bare_python, install_env=offline_env(), progress=said.append)  # install.sh
-    assert said[0] == ("installing the requirements of 'offl' as eKuiper does (install.sh builds its venv and runs "
-                       "pip: this takes a while; -v shows pip's output)...")
+    one = Emulator(vendored(tmp_path, "side_one", "1.0", links), python=bare_python, install_env=offline_env(),
+                   progress=said.append)  # install.sh
+    assert said[0] == ("installing the requirements of 'side_one' as eKuiper does (install.sh builds its venv and "
+                       "runs pip: this takes a while; -v shows pip's output)...")
     assert re.fullmatch(r"requirements installed in \d+\.\d s", said[1]) and len(said) == 2
-    try:
-        plugin_dir = emu.installed.plugin_dir
-        assert (f"requirements installed into {plugin_dir}/.venv from the package's wheels (no network)"
-                in emu.install_output)
-        emu.start()
-        ok, value = emu.function("offl_version").exec("x")
-        assert ok and value == f"1.0|{os.path.realpath(os.path.join(plugin_dir, '.venv'))}"
-    finally:
-        emu.close()
-
-
-def test_conflicting_requirements_side_by_side(tmp_path, links, bare_python):
-    one = Emulator(vendored(tmp_path, "side_one", "1.0", links), python=bare_python, install_env=offline_env())
     two = Emulator(vendored(tmp_path, "side_two", "2.0", links), python=bare_python, install_env=offline_env())
     try:
+        plugin_dir = one.installed.plugin_dir
+        assert (f"requirements installed into {plugin_dir}/.venv from the package's wheels (no network)"
+                in one.install_output)
         one.start()
         two.start()
-        assert one.function("side_one_version").exec("")[1].startswith("1.0|")
-        assert two.function("side_two_version").exec("")[1].startswith("2.0|")
+        ok, value = one.function("side_one_version").exec("x")
+        assert ok and value == f"1.0|{os.path.realpath(os.path.join(plugin_dir, '.venv'))}"
+        assert two.function("side_two_version").exec("")[1] == (
+            f"2.0|{os.path.realpath(os.path.join(two.installed.plugin_dir, '.venv'))}")
         assert one.exit_code is None and two.exit_code is None  # both still running, each with its own tinydep
     finally:
         one.close()
