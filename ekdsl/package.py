@@ -27,7 +27,7 @@ from .errors import PackagingError, UsageError
 from .metadata import EXECUTABLE, metadata_files
 from .model import PluginModel
 from .outfiles import replace_tree, write_file
-from .vendor import imported_modules, module_sources, runtime_modules
+from .vendor import TABLE, imported_modules, module_sources, runtime_modules
 from .wheels import Wheel, read_wheel
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def _vendored(user: Files) -> Files:
     for path, (data, _mode) in user.items():
         if path.endswith(".py"):
             wanted |= imported_modules(data)
-    files = {f"ekdsl/{rel}": (sources[rel], FILE_MODE) for rel in runtime_modules(sources, wanted)}
+    files = {f"ekdsl/{rel}": (sources[rel], FILE_MODE) for rel in runtime_modules(sources, wanted, TABLE)}
     te = os.path.abspath(typing_extensions.__file__)
     with open(te, "rb") as fh:
         files["typing_extensions.py"] = (fh.read(), FILE_MODE)

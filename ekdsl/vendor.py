@@ -6,22 +6,31 @@ sources; and the same for each ekdsl module the plugin's own files import outsid
 "__main__":``. The command line, export, lint and services stay out unless imported so; the host emulator
 and the deploy tools always do. eKuiper unpacks every file of the zip at install, and fewer files install
 faster.
+
+Reading every module's syntax tree takes half a second, so ``imports.json`` beside this file keeps what each
+module imports with the CRC-32 of the source it was read from: a module whose source still has that CRC is not
+read again, any other is (an out-of-date table costs time, never a wrong package). :func:`write_table` writes
+it; a test fails while it is out of date.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import os
-from typing import Dict, Iterable, Iterator, Set, Union
+import zlib
+from typing import Dict, Iterable, Iterator, List, Set, Union
 
 from . import _HOME
 
-__all__ = ["ROOTS", "imported_modules", "module_sources", "runtime_modules"]
+__all__ = ["ROOTS", "TABLE", "import_table", "imported_modules", "module_sources", "runtime_modules",
+           "write_table"]
 
 PACKAGE = "ekdsl"
 NEVER = frozenset({"host", "deploy"})  # the emulator and the deploy tools: for the developer's machine only
 # What a plugin process imports by name: main.py's entry, and the modules behind `from ekdsl import X`.
 ROOTS = ("ekdsl", "ekdsl.runtime", *sorted({f"ekdsl.{module}" for module in _HOME.values()}))
+TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "imports.json")
 
 
 def _module_name(rel: str) -> str:
@@ -78,9 +87,35 @@ def imported_modules(source: Union[str, bytes], package: str = "") -> Set[str]:
     return out
 
 
-def runtime_modules(sources: Dict[str, bytes], extra_roots: Iterable[str] = ()) -> Set[str]:
+def _package_of(module: str, rel: str) -> str:
+    return module if rel.endswith("__init__.py") else module.rpartition(".")[0]
+
+
+def import_table(sources: Dict[str, bytes]) -> Dict[str, Dict[str, Union[int, List[str]]]]:
+    """For each module of ``sources`` (as :func:`runtime_modules` takes them) that a plugin may carry: the CRC-32
+    of its source and the ekdsl modules it imports (read from its syntax tree)."""
+    out: Dict[str, Dict[str, Union[int, List[str]]]] = {}
+    for rel, source in sorted(sources.items()):
+        if rel.endswith(".py") and rel.split("/")[0] not in NEVER:
+            imports = imported_modules(source, _package_of(_module_name(rel), rel))
+            out[rel] = {"crc": zlib.crc32(source), "imports": sorted(imports)}
+    return out
+
+
+def _load_table(path: str) -> Dict[str, object]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            table = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def runtime_modules(sources: Dict[str, bytes], extra_roots: Iterable[str] = (), table: str = "") -> Set[str]:
     """Of ekdsl's ``sources`` (path relative to the package, ``/``-separated → contents), the paths whose modules
-    the plugin process can import: the closure of :data:`ROOTS` and ``extra_roots``."""
+    the plugin process can import: the closure of :data:`ROOTS` and ``extra_roots``. ``table``: an
+    :func:`import_table` written as JSON, whose entries stand for the modules whose source has their CRC."""
+    known = _load_table(table) if table else {}
     by_module = {_module_name(rel): rel for rel in sources
                  if rel.endswith(".py") and rel.split("/")[0] not in NEVER}
     seen: Set[str] = set()
@@ -91,9 +126,27 @@ def runtime_modules(sources: Dict[str, bytes], extra_roots: Iterable[str] = ()) 
             continue
         seen.add(module)
         rel = by_module[module]
-        package = module if rel.endswith("__init__.py") else module.rpartition(".")[0]
-        todo.extend(m for m in imported_modules(sources[rel], package) if m in by_module and m not in seen)
+        entry = known.get(rel)
+        if (isinstance(entry, dict) and entry.get("crc") == zlib.crc32(sources[rel])
+                and isinstance(entry.get("imports"), list)):
+            imports: Iterable[str] = entry["imports"]
+        else:
+            imports = imported_modules(sources[rel], _package_of(module, rel))
+        todo.extend(m for m in imports if m in by_module and m not in seen)
     return {by_module[m] for m in seen}
+
+
+def write_table(root: str = "", path: str = "") -> str:
+    """Write the :func:`import_table` of ekdsl's sources below ``root`` (this package) to ``path``
+    (:data:`TABLE`); return the path."""
+    root = root or os.path.dirname(TABLE)
+    path = path or TABLE
+    rows = [f"{json.dumps(rel)}: {json.dumps(entry, sort_keys=True)}"
+            for rel, entry in import_table(module_sources(root)).items()]
+    text = "{\n" + ",\n".join(rows) + "\n}\n"  # a module a line
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
 
 
 def module_sources(root: str) -> Dict[str, bytes]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 from ekdsl import load_target
 from ekdsl.package import export, package_files
-from ekdsl.vendor import ROOTS, imported_modules, runtime_modules
+from ekdsl.vendor import ROOTS, TABLE, import_table, imported_modules, module_sources, runtime_modules, write_table
 
 from .conftest import LAB, PYSAM
 
@@ -69,6 +70,41 @@ def later():
     assert runtime_modules(sources, ["ekdsl.c"]) == {"__init__.py", "runtime/__init__.py", "a.py", "b.py",
                                                      "c.py"}
     assert "ekdsl.runtime" in ROOTS and "ekdsl.plugin" in ROOTS and "ekdsl.template" in ROOTS
+
+
+def test_the_import_table_is_up_to_date():
+    """ekdsl/imports.json spares each export reading every module's syntax tree; after changing ekdsl's imports,
+    write it again: python -c 'from ekdsl.vendor import write_table; write_table()'."""
+    with open(TABLE, encoding="utf-8") as fh:
+        assert json.load(fh) == import_table(module_sources(os.path.dirname(TABLE))), write_table.__doc__
+
+
+def test_the_import_table_stands_only_for_the_sources_it_was_read_from(tmp_path):
+    """An entry whose CRC is not its module's source's is read again; a table that is missing, broken or odd is
+    read around, never trusted."""
+    sources = {"__init__.py": b"", "a.py": b"from .b import x\n", "b.py": b"import os\n",
+               "c.py": b"import os\n", "runtime/__init__.py": b"import ekdsl.a\n"}
+    root = tmp_path / "pkg"
+    for rel, data in sources.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    table = tmp_path / "imports.json"
+    write_table(str(root), str(table))
+    want = {"__init__.py", "runtime/__init__.py", "a.py", "b.py"}
+    assert runtime_modules(sources, table=str(table)) == want
+    changed = {**sources, "a.py": b"from .c import y\n"}  # the table's entry for a.py is now stale
+    assert runtime_modules(changed, table=str(table)) == {"__init__.py", "runtime/__init__.py", "a.py", "c.py"}
+    lying = json.loads(table.read_text())
+    lying["a.py"]["imports"] = []  # an entry that lies about a source with its CRC is believed: the CRC is the key
+    table.write_text(json.dumps(lying))
+    assert runtime_modules(sources, table=str(table)) == {"__init__.py", "runtime/__init__.py", "a.py"}
+    lying["a.py"]["imports"] = "ekdsl.b"
+    table.write_text(json.dumps(lying))
+    assert runtime_modules(sources, table=str(table)) == want
+    for text in ("", "{", "[]", '{"a.py": 5}', '{"a.py": {"crc": "x"}}', '{"a.py": {"crc": 0, "imports": 1}}'):
+        table.write_text(text)
+        assert runtime_modules(sources, table=str(table)) == want, text
+    assert runtime_modules(sources, table=str(tmp_path / "missing.json")) == want
 
 
 def test_an_ekdsl_module_the_plugin_imports_is_carried_with_what_it_needs(make_module):
