@@ -16,9 +16,9 @@ faster than any plugin, and eKuiper logs one error line per dropped row (gigabyt
 whole rules for seconds. Rows/s is the growth of the rule's ``records_out`` metric at its last node over
 ``--seconds``; the latencies are eKuiper's ``process_latency_us`` of the node that runs plugin code (median of
 samples taken every 0.25 s); with eKuiper on this machine, the CPU µs per row are the user + system time of the
-plugin's processes and of kuiperd over the same seconds, from ``/proc``. The server runs the plugins with its
-``portable.pythonBin``, which needs pynng for the SDK plugin; the SDK itself is carried in that plugin's zip
-(taken from ``--sdk-python``'s installation, as ``run.py`` makes it), as ekdsl is in its own.
+plugin's processes and of the kuiperd that started them over the same seconds, from ``/proc``. The server runs the
+plugins with its ``portable.pythonBin``, which needs pynng for the SDK plugin; the SDK itself is carried in that
+plugin's zip (taken from ``--sdk-python``'s installation, as ``run.py`` makes it), as ekdsl is in its own.
 
 ``--ekdsl-from DIR`` vendors the ekdsl of another checkout (say, an older commit's worktree) in the ekdsl
 plugin; ``--baseline DIR`` adds a third plugin carrying that checkout's ekdsl, whose runs alternate with the
@@ -158,29 +158,50 @@ def _median(values: List[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
 
 
-def _processes(needle: str) -> List[int]:
-    """Pids of this machine's processes whose command line contains ``needle`` (none when eKuiper runs elsewhere)."""
+def _stat(pid: int) -> List[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); none once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _plugin_processes(plugin: str) -> Tuple[List[int], List[int]]:
+    """Pids of the processes running ``plugin``'s files (its folder under plugins/portable) and of their parents
+    (the kuiperd that started them); none of either when eKuiper runs on another machine."""
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:  # no /proc here
+        return [], []
+    needle = f"/plugins/portable/{plugin}/".encode()
     pids = []
-    for entry in Path("/proc").iterdir():
+    for entry in entries:
         if entry.name.isdigit():
             try:
-                if needle.encode() in (entry / "cmdline").read_bytes():
+                if needle in (entry / "cmdline").read_bytes():
                     pids.append(int(entry.name))
             except OSError:
                 continue
-    return pids
+    parents = {int(fields[1]) for fields in map(_stat, pids) if fields} - set(pids)
+    return pids, sorted(parents)
 
 
-def _cpu_seconds(pids: List[int]) -> float:
-    """User + system CPU of ``pids`` (those still alive), from /proc/PID/stat."""
-    total = 0
+def _cpu_ticks(pids: List[int]) -> Dict[int, int]:
+    """User + system CPU clock ticks of each of ``pids`` still alive."""
+    out = {}
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        fields = _stat(pid)
+        if fields:
+            out[pid] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def _cpu_us_per_row(before: Dict[int, int], after: Dict[int, int], rows: float) -> float:
+    """CPU µs per row of the processes alive at both readings (0 when there are none, or no rows)."""
+    alive = before.keys() & after.keys()
+    if not alive or rows <= 0:
+        return 0.0
+    return sum(after[p] - before[p] for p in alive) / os.sysconf("SC_CLK_TCK") / rows * 1e6
 
 
 def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str, plugin: str) -> Dict[str, float]:
@@ -197,8 +218,8 @@ def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str, plugin: 
         return float(sum(v for k, v in s.items() if k.startswith("sink_") and k.endswith("_records_out_total")))
 
     time.sleep(1.0)
-    plugin_pids, server_pids = _processes(f"/plugins/portable/{plugin}/"), _processes("kuiperd\0")
-    cpu0 = _cpu_seconds(plugin_pids), _cpu_seconds(server_pids)
+    plugin_pids, server_pids = _plugin_processes(plugin)
+    cpu0 = _cpu_ticks(plugin_pids), _cpu_ticks(server_pids)
     first, t0 = status(), time.monotonic()
     lat: List[float] = []
     while time.monotonic() - t0 < seconds:
@@ -206,13 +227,12 @@ def measure(rest: Rest, rule: str, seconds: float, latency_prefix: str, plugin: 
         s = status()
         lat += [float(v) for k, v in s.items() if k.startswith(latency_prefix) and k.endswith("_process_latency_us")]
     last, elapsed = status(), time.monotonic() - t0
-    cpu1 = _cpu_seconds(plugin_pids), _cpu_seconds(server_pids)
+    cpu1 = _cpu_ticks(plugin_pids), _cpu_ticks(server_pids)
     rows = out_total(last) - out_total(first)
     errors = float(sum(v for k, v in last.items() if k.endswith("_exceptions_total")))
-    per_row = [(b - a) / rows * 1e6 if rows and pids else 0.0
-               for a, b, pids in zip(cpu0, cpu1, (plugin_pids, server_pids))]
-    return {"rows_per_s": rows / elapsed, "latency_us": _median(lat), "plugin_cpu_us": per_row[0],
-            "server_cpu_us": per_row[1], "exceptions": errors}
+    return {"rows_per_s": rows / elapsed, "latency_us": _median(lat),
+            "plugin_cpu_us": _cpu_us_per_row(cpu0[0], cpu1[0], rows),
+            "server_cpu_us": _cpu_us_per_row(cpu0[1], cpu1[1], rows), "exceptions": errors}
 
 
 def run_rule(rest: Rest, name: str, key: str, run: int, args: argparse.Namespace, sim_key: str) -> Dict[str, float]:
@@ -275,8 +295,8 @@ def table(medians: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
             continue
         for metric, label in (("rows_per_s", "rows/s"), ("latency_us", "latency µs"),
                               ("plugin_cpu_us", "plugin CPU µs/row"), ("server_cpu_us", "eKuiper CPU µs/row")):
-            if not medians["ekdsl"][key][metric]:  # no CPU figures: eKuiper runs on another machine
-                continue
+            if metric.endswith("_cpu_us") and not any(m[key][metric] for m in medians.values()):
+                continue  # no CPU figures: eKuiper runs on another machine
             a, b = medians["ekdsl"][key][metric], medians["sdk"][key][metric]
             digits = 1 if metric.endswith("cpu_us") else 0
             line = (f"{title if metric == 'rows_per_s' else '':40} {label:18} {a:10.{digits}f} {b:10.{digits}f}"

@@ -8,9 +8,10 @@ and the deploy tools always do. eKuiper unpacks every file of the zip at install
 faster.
 
 Reading every module's syntax tree takes half a second, so ``imports.json`` beside this file keeps what each
-module imports with the CRC-32 of the source it was read from: a module whose source still has that CRC is not
-read again, any other is (an out-of-date table costs time, never a wrong package). :func:`write_table` writes
-it; a test fails while it is out of date.
+module imports with the CRC-32 of the source it was read from, and the CRC-32 of this file (the rules it was read
+by): a module whose source still has its CRC is not read again, any other is, and a table read by other rules is
+not used at all (an out-of-date table costs time, never a wrong package). :func:`write_table` writes it; a test
+fails while it is out of date, that is after any edit of a module of ekdsl.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import ast
 import json
 import os
 import zlib
-from typing import Dict, Iterable, Iterator, List, Set, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Union
 
 from . import _HOME
 
@@ -91,24 +92,47 @@ def _package_of(module: str, rel: str) -> str:
     return module if rel.endswith("__init__.py") else module.rpartition(".")[0]
 
 
-def import_table(sources: Dict[str, bytes]) -> Dict[str, Dict[str, Union[int, List[str]]]]:
-    """For each module of ``sources`` (as :func:`runtime_modules` takes them) that a plugin may carry: the CRC-32
-    of its source and the ekdsl modules it imports (read from its syntax tree)."""
-    out: Dict[str, Dict[str, Union[int, List[str]]]] = {}
+def _rules() -> int:
+    """The CRC-32 of this file: the rules a table was read by (other rules, other imports)."""
+    try:
+        with open(os.path.abspath(__file__), "rb") as fh:
+            return zlib.crc32(fh.read())
+    except OSError:
+        return -1  # no table is trusted
+
+
+def import_table(sources: Dict[str, bytes]) -> Dict[str, object]:
+    """``rules``: the CRC-32 of the rules below; ``modules``: for each module of ``sources`` (as
+    :func:`runtime_modules` takes them) that a plugin may carry, the CRC-32 of its source and the ekdsl modules it
+    imports (read from its syntax tree)."""
+    modules: Dict[str, Dict[str, Union[int, List[str]]]] = {}
     for rel, source in sorted(sources.items()):
         if rel.endswith(".py") and rel.split("/")[0] not in NEVER:
             imports = imported_modules(source, _package_of(_module_name(rel), rel))
-            out[rel] = {"crc": zlib.crc32(source), "imports": sorted(imports)}
-    return out
+            modules[rel] = {"crc": zlib.crc32(source), "imports": sorted(imports)}
+    return {"rules": _rules(), "modules": modules}
 
 
 def _load_table(path: str) -> Dict[str, object]:
+    """The ``modules`` of the table at ``path`` if it was read by these rules; else nothing."""
     try:
         with open(path, encoding="utf-8") as fh:
             table = json.load(fh)
     except (OSError, ValueError):
         return {}
-    return table if isinstance(table, dict) else {}
+    if not isinstance(table, dict) or table.get("rules") != _rules() or not isinstance(table.get("modules"), dict):
+        return {}
+    return dict(table["modules"])
+
+
+def _known_imports(entry: object, source: bytes) -> Optional[List[str]]:
+    """A table entry's imports when it was read from ``source`` (its CRC) and is well formed."""
+    if not isinstance(entry, dict) or entry.get("crc") != zlib.crc32(source):
+        return None
+    imports = entry.get("imports")
+    if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+        return None
+    return imports
 
 
 def runtime_modules(sources: Dict[str, bytes], extra_roots: Iterable[str] = (), table: str = "") -> Set[str]:
@@ -126,11 +150,8 @@ def runtime_modules(sources: Dict[str, bytes], extra_roots: Iterable[str] = (), 
             continue
         seen.add(module)
         rel = by_module[module]
-        entry = known.get(rel)
-        if (isinstance(entry, dict) and entry.get("crc") == zlib.crc32(sources[rel])
-                and isinstance(entry.get("imports"), list)):
-            imports: Iterable[str] = entry["imports"]
-        else:
+        imports: Optional[Iterable[str]] = _known_imports(known.get(rel), sources[rel])
+        if imports is None:
             imports = imported_modules(sources[rel], _package_of(module, rel))
         todo.extend(m for m in imports if m in by_module and m not in seen)
     return {by_module[m] for m in seen}
@@ -141,9 +162,11 @@ def write_table(root: str = "", path: str = "") -> str:
     (:data:`TABLE`); return the path."""
     root = root or os.path.dirname(TABLE)
     path = path or TABLE
-    rows = [f"{json.dumps(rel)}: {json.dumps(entry, sort_keys=True)}"
-            for rel, entry in import_table(module_sources(root)).items()]
-    text = "{\n" + ",\n".join(rows) + "\n}\n"  # a module a line
+    table = import_table(module_sources(root))
+    modules = table["modules"]
+    assert isinstance(modules, dict)
+    rows = [f"{json.dumps(rel)}: {json.dumps(entry, sort_keys=True)}" for rel, entry in modules.items()]
+    text = f'{{"rules": {table["rules"]},\n"modules": {{\n' + ",\n".join(rows) + "\n}}\n"  # a module a line
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return path

@@ -73,15 +73,15 @@ def later():
 
 
 def test_the_import_table_is_up_to_date():
-    """ekdsl/imports.json spares each export reading every module's syntax tree; after changing ekdsl's imports,
-    write it again: python -c 'from ekdsl.vendor import write_table; write_table()'."""
+    """ekdsl/imports.json spares each export reading every module's syntax tree; after editing any module of
+    ekdsl, write it again: python -c 'from ekdsl.vendor import write_table; write_table()'."""
     with open(TABLE, encoding="utf-8") as fh:
         assert json.load(fh) == import_table(module_sources(os.path.dirname(TABLE))), write_table.__doc__
 
 
-def test_the_import_table_stands_only_for_the_sources_it_was_read_from(tmp_path):
-    """An entry whose CRC is not its module's source's is read again; a table that is missing, broken or odd is
-    read around, never trusted."""
+def test_the_import_table_stands_only_for_the_sources_and_rules_it_was_read_by(tmp_path):
+    """An entry whose CRC is not its module's source's is read again; a table read by other rules (another
+    ekdsl/vendor.py), or missing, broken or odd, is read around, never trusted."""
     sources = {"__init__.py": b"", "a.py": b"from .b import x\n", "b.py": b"import os\n",
                "c.py": b"import os\n", "runtime/__init__.py": b"import ekdsl.a\n"}
     root = tmp_path / "pkg"
@@ -94,14 +94,24 @@ def test_the_import_table_stands_only_for_the_sources_it_was_read_from(tmp_path)
     assert runtime_modules(sources, table=str(table)) == want
     changed = {**sources, "a.py": b"from .c import y\n"}  # the table's entry for a.py is now stale
     assert runtime_modules(changed, table=str(table)) == {"__init__.py", "runtime/__init__.py", "a.py", "c.py"}
+
+    def written(table_value: object) -> str:
+        table.write_text(json.dumps(table_value))
+        return str(table)
+
+    good = json.loads(table.read_text())
     lying = json.loads(table.read_text())
-    lying["a.py"]["imports"] = []  # an entry that lies about a source with its CRC is believed: the CRC is the key
-    table.write_text(json.dumps(lying))
-    assert runtime_modules(sources, table=str(table)) == {"__init__.py", "runtime/__init__.py", "a.py"}
-    lying["a.py"]["imports"] = "ekdsl.b"
-    table.write_text(json.dumps(lying))
-    assert runtime_modules(sources, table=str(table)) == want
-    for text in ("", "{", "[]", '{"a.py": 5}', '{"a.py": {"crc": "x"}}', '{"a.py": {"crc": 0, "imports": 1}}'):
+    lying["modules"]["a.py"]["imports"] = []  # an entry with its source's CRC is believed: the CRC is the key
+    assert runtime_modules(sources, table=written(lying)) == {"__init__.py", "runtime/__init__.py", "a.py"}
+    lying["rules"] += 1  # read by other rules: not used at all
+    assert runtime_modules(sources, table=written(lying)) == want
+    for imports in ("ekdsl.b", [["ekdsl.b"]], [1], None):
+        odd = json.loads(json.dumps(good))
+        odd["modules"]["a.py"]["imports"] = imports
+        assert runtime_modules(sources, table=written(odd)) == want, imports
+    for text in ("", "{", "[]", '{"rules": 1}', json.dumps({"rules": good["rules"], "modules": []}),
+                 json.dumps({"rules": good["rules"], "modules": {"a.py": 5}}),
+                 json.dumps({"rules": good["rules"], "modules": {"a.py": {"crc": "x"}}})):
         table.write_text(text)
         assert runtime_modules(sources, table=str(table)) == want, text
     assert runtime_modules(sources, table=str(tmp_path / "missing.json")) == want
