@@ -183,13 +183,17 @@ def test_quick_source_restart_whose_stop_comes_late(host):
                     in h.process.output)
 
 
-def test_quick_sink_restart_whose_stop_comes_late(host, tmp_path):
+def test_quick_sink_restart_whose_stop_comes_late(host, tmp_path, transport):
     h = host(LIFE)
     out = tmp_path / "rows.jsonl"
     snk = h.start_sink("collect", {"path": str(out), "requireAck": True})
     assert snk.send(b'{"i":1}') is None
     again = h.restart(snk, late_stop=True)
-    assert again.send(b'{"i":2}') is None
+    if transport == "native":
+        assert again.send(b'{"i":2}') is None
+    else:  # nng's PUSH may drop the ack sent in the instant of the restart (docs/runtime.md); the row still arrives
+        again.channel.send(b'{"i":2}')
+        assert wait_for(lambda: {"i": 2} in lines(out), timeout=10)
     again = h.restart(again)  # the usual order still works
     assert again.send(b'{"i":3}') is None
     assert lines(out) == [{"i": 1}, {"i": 2}, {"i": 3}]
