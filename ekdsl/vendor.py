@@ -88,8 +88,14 @@ def imported_modules(source: Union[str, bytes], package: str = "") -> Set[str]:
     return out
 
 
-def _package_of(module: str, rel: str) -> str:
-    return module if rel.endswith("__init__.py") else module.rpartition(".")[0]
+def _carriable(sources: Dict[str, bytes]) -> Dict[str, str]:
+    """Module name → path, in path order, of the modules of ``sources`` that a plugin may carry."""
+    return {_module_name(rel): rel for rel in sorted(sources) if rel.endswith(".py") and rel.split("/")[0] not in NEVER}
+
+
+def _read_imports(module: str, rel: str, source: bytes) -> Set[str]:
+    """The ekdsl modules that ``module`` (at path ``rel``) imports, read from its syntax tree."""
+    return imported_modules(source, module if rel.endswith("__init__.py") else module.rpartition(".")[0])
 
 
 def _rules() -> int:
@@ -101,16 +107,16 @@ def _rules() -> int:
         return -1  # no table is trusted
 
 
+def _module_imports(sources: Dict[str, bytes]) -> Dict[str, Dict[str, Union[int, List[str]]]]:
+    return {rel: {"crc": zlib.crc32(sources[rel]), "imports": sorted(_read_imports(module, rel, sources[rel]))}
+            for module, rel in _carriable(sources).items()}
+
+
 def import_table(sources: Dict[str, bytes]) -> Dict[str, object]:
     """``rules``: the CRC-32 of the rules below; ``modules``: for each module of ``sources`` (as
     :func:`runtime_modules` takes them) that a plugin may carry, the CRC-32 of its source and the ekdsl modules it
     imports (read from its syntax tree)."""
-    modules: Dict[str, Dict[str, Union[int, List[str]]]] = {}
-    for rel, source in sorted(sources.items()):
-        if rel.endswith(".py") and rel.split("/")[0] not in NEVER:
-            imports = imported_modules(source, _package_of(_module_name(rel), rel))
-            modules[rel] = {"crc": zlib.crc32(source), "imports": sorted(imports)}
-    return {"rules": _rules(), "modules": modules}
+    return {"rules": _rules(), "modules": _module_imports(sources)}
 
 
 def _load_table(path: str) -> Dict[str, object]:
@@ -140,8 +146,7 @@ def runtime_modules(sources: Dict[str, bytes], extra_roots: Iterable[str] = (), 
     the plugin process can import: the closure of :data:`ROOTS` and ``extra_roots``. ``table``: an
     :func:`import_table` written as JSON, whose entries stand for the modules whose source has their CRC."""
     known = _load_table(table) if table else {}
-    by_module = {_module_name(rel): rel for rel in sources
-                 if rel.endswith(".py") and rel.split("/")[0] not in NEVER}
+    by_module = _carriable(sources)
     seen: Set[str] = set()
     todo = [m for m in (*ROOTS, *extra_roots) if m in by_module]
     while todo:
@@ -152,7 +157,7 @@ def runtime_modules(sources: Dict[str, bytes], extra_roots: Iterable[str] = (), 
         rel = by_module[module]
         imports: Optional[Iterable[str]] = _known_imports(known.get(rel), sources[rel])
         if imports is None:
-            imports = imported_modules(sources[rel], _package_of(module, rel))
+            imports = _read_imports(module, rel, sources[rel])
         todo.extend(m for m in imports if m in by_module and m not in seen)
     return {by_module[m] for m in seen}
 
@@ -162,11 +167,9 @@ def write_table(root: str = "", path: str = "") -> str:
     (:data:`TABLE`); return the path."""
     root = root or os.path.dirname(TABLE)
     path = path or TABLE
-    table = import_table(module_sources(root))
-    modules = table["modules"]
-    assert isinstance(modules, dict)
+    modules = _module_imports(module_sources(root))
     rows = [f"{json.dumps(rel)}: {json.dumps(entry, sort_keys=True)}" for rel, entry in modules.items()]
-    text = f'{{"rules": {table["rules"]},\n"modules": {{\n' + ",\n".join(rows) + "\n}}\n"  # a module a line
+    text = f'{{"rules": {_rules()},\n"modules": {{\n' + ",\n".join(rows) + "\n}}\n"  # a module a line
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return path
